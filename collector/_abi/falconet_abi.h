@@ -1,0 +1,1 @@
+../../kmod/include/falconet_abi.h

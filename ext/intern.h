@@ -1,0 +1,29 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * intern.h - the string intern table shared by the decoder, the state engine and Python.
+ *
+ * Byte strings are mapped to dense uint32 ids, first seen first numbered.  Id 0 means
+ * "absent" (Falco's <NA>) and id 1 is the empty string; both exist in a new table.  Ids are
+ * stable for the table's lifetime, so Python caches per-id results (decoded text, predicate
+ * results).  Python's StringTable for the C backend wraps one of these.
+ */
+#ifndef FALCONET_INTERN_H
+#define FALCONET_INTERN_H
+
+#include <stdint.h>
+
+/* BEGIN CDEF */
+struct fnet_strtab;
+struct fnet_strtab *fnet_strtab_new(void);
+void fnet_strtab_free(struct fnet_strtab *t);
+/* Intern len bytes at p; returns the id, or 0 when out of memory (counted). */
+uint32_t fnet_strtab_intern(struct fnet_strtab *t, const uint8_t *p, uint32_t len);
+/* Id of the bytes if already interned, else 0; never adds. */
+uint32_t fnet_strtab_lookup(const struct fnet_strtab *t, const uint8_t *p, uint32_t len);
+/* Number of ids in use (including 0 and 1). */
+uint32_t fnet_strtab_count(const struct fnet_strtab *t);
+/* Bytes of an id (NULL for 0 or out of range); *len receives the length. */
+const uint8_t *fnet_strtab_get(const struct fnet_strtab *t, uint32_t id, uint32_t *len);
+/* END CDEF */
+
+#endif
