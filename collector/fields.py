@@ -175,3 +175,10 @@ for _fd in (
     FieldDef("proc.pid", "int64", "process id", column("pid", "int"), columns=("pid",)),
 ):
     register(_fd)
+
+
+# Fields computed by the state engine register themselves in collector/state/fields.py.
+import importlib.util as _ilu  # noqa: E402
+
+if _ilu.find_spec("collector.state.fields") is not None:
+    from .state import fields as _state_fields  # noqa: E402,F401
