@@ -23,7 +23,7 @@ import collections
 import threading
 import uuid
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Callable
 
 MAX_CURSORS = 4096
 
@@ -37,8 +37,8 @@ class Item:
     rule: str
     source: str
     tags: frozenset[str]
-    response: Any  # falco.outputs.response
-    json: str
+    response: bytes  # serialised falco.outputs.response
+    event: bytes     # serialised falconet.outputs.v1.event carrying the same alert
 
 
 Filter = Callable[[Item], bool]
@@ -140,9 +140,8 @@ class Hub:
                     res.restarted = True
                     after = 0
                 first = self.history[0].seq if self.history else self.last_seq + 1
-                if after + 1 < first and (after > 0 or res.restarted or first > 1):
-                    # Alerts after+1 .. first-1 existed and are gone (after == 0 asks for
-                    # "everything held", which is only a gap if something was evicted).
+                if after + 1 < first:
+                    # Alerts after+1 .. first-1 existed and were evicted from the history.
                     res.missed = first - after - 1
                 res.first_available = first
                 res.backlog = [i for i in self.history
