@@ -178,7 +178,8 @@ for _fd in (
 
 
 # Fields computed by the state engine register themselves in collector/state/fields.py.
-import importlib.util as _ilu  # noqa: E402
-
-if _ilu.find_spec("collector.state.fields") is not None:
+try:
     from .state import fields as _state_fields  # noqa: E402,F401
+except ModuleNotFoundError as _e:  # the state engine is optional while it is being built
+    if not (_e.name or "").startswith("collector.state"):
+        raise
