@@ -31,6 +31,7 @@ class UIChannel(_ChannelBase):  # type: ignore[misc,valid-type]
 
     def __init__(self, settings: UISettings | None = None, *, store: Store | None = None,
                  min_priority: Priority = Priority.DEBUG, serve: bool = False):
+        super().__init__()
         self.settings = settings or UISettings()
         self.min_priority = Priority(min_priority)
         self.owns_store = store is None
@@ -54,6 +55,9 @@ class UIChannel(_ChannelBase):  # type: ignore[misc,valid-type]
             serve = bool(cfg.get("webui.enabled", False)) if cfg is not None else False
         minimum = cfg.get("webui.minimum_priority", "debug") if cfg is not None else "debug"
         return cls(settings, min_priority=Priority.parse(minimum or "debug"), serve=serve)
+
+    def start(self) -> None:
+        """Nothing to open: the store and the server start in the constructor."""
 
     def deliver(self, alert: Alert) -> None:
         if alert.priority > self.min_priority:
