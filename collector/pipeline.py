@@ -1,0 +1,217 @@
+"""The runner: source -> (state) -> rules -> outputs, with a bounded queue between stages.
+
+    reader thread                         main thread
+    source.batches() --copy--> queue -->  state.enrich(batch) -> engine.process(batch)
+                     (bounded)            -> outputs.emit(alert)   (never blocks)
+
+The reader blocks when the queue is full for finite sources (a replay loses nothing); a live
+source is built with ``drop_when_full=True`` so a slow engine costs counted userspace drops
+instead of kernel ring overflows.  SIGINT/SIGTERM stop the source; what was already read is
+still processed, outputs are flushed and closed, and the final stats are returned.
+
+Each stage is optional: without rules the pipeline decodes (and enriches) only, which is
+what ``falconet replay --events`` and the benchmarks use.
+"""
+
+from __future__ import annotations
+
+import queue
+import signal
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from .alert import Alert
+from .batch import EventBatch
+from .errors import CaptureError
+from .sources import Source
+
+_END = object()
+# In lossless mode (replay) outputs are drained every this many alerts, so a burst of alerts
+# never overflows a channel queue (whose default capacity is larger than this).
+LOSSLESS_CHUNK = 256
+
+
+@dataclass
+class PipelineStats:
+    events: int = 0
+    batches: int = 0
+    alerts: int = 0
+    queue_drops: int = 0
+    elapsed: float = 0.0
+    alerts_by_rule: dict[str, int] = field(default_factory=dict)
+    alerts_by_priority: dict[str, int] = field(default_factory=dict)
+
+
+class Pipeline:
+    """Wires one source to the optional state engine, rule engine and outputs."""
+
+    def __init__(self, source: Source, *, state: Any = None, engine: Any = None,
+                 outputs: Any = None, on_batch: Callable[[EventBatch], None] | None = None,
+                 on_alert: Callable[[Alert], None] | None = None,
+                 queue_batches: int = 8, drop_when_full: bool = False, lossless: bool = False,
+                 stats_interval: float = 0.0, stats_stream=None):
+        self.source = source
+        self.state = state
+        self.engine = engine
+        self.outputs = outputs
+        self.on_batch = on_batch
+        self.on_alert = on_alert
+        self.drop_when_full = drop_when_full
+        self.lossless = lossless
+        self.stats_interval = stats_interval
+        self.stats_stream = stats_stream or sys.stderr
+        self.stats = PipelineStats()
+        self._q: queue.Queue = queue.Queue(maxsize=max(1, queue_batches))
+        self._reader_error: BaseException | None = None
+        self._stopping = threading.Event()
+
+    # -- control --------------------------------------------------------------------------
+    def stop(self, *_: Any) -> None:
+        """Ask the pipeline to finish: safe from a signal handler."""
+        self._stopping.set()
+        self.source.stop()
+
+    def _install_signals(self) -> list[tuple[int, Any]]:
+        if threading.current_thread() is not threading.main_thread():
+            return []
+        old = []
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            old.append((sig, signal.signal(sig, self.stop)))
+        return old
+
+    # -- stages ---------------------------------------------------------------------------
+    def _reader(self) -> None:
+        try:
+            for batch in self.source.batches():
+                if self._stopping.is_set():
+                    break
+                item = batch.copy()
+                if self.drop_when_full:
+                    try:
+                        self._q.put_nowait(item)
+                    except queue.Full:
+                        self.stats.queue_drops += item.n
+                    continue
+                while not self._stopping.is_set():
+                    try:
+                        self._q.put(item, timeout=0.2)
+                        break
+                    except queue.Full:
+                        continue
+        except BaseException as e:  # noqa: BLE001 - handed to the main thread
+            self._reader_error = e
+        finally:
+            while True:
+                try:
+                    self._q.put(_END, timeout=0.2)
+                    break
+                except queue.Full:
+                    if self._stopping.is_set():
+                        # Main thread is draining; make room for the sentinel.
+                        try:
+                            self._q.get_nowait()
+                        except queue.Empty:
+                            pass
+
+    def _process(self, batch: EventBatch) -> None:
+        st = self.stats
+        st.events += batch.n
+        st.batches += 1
+        if self.state is not None:
+            cols = getattr(self.engine, "columns", None) if self.engine is not None else None
+            batch = self.state.enrich(batch, cols)
+        if self.on_batch is not None:
+            self.on_batch(batch)
+        if self.engine is None:
+            return
+        alerts = self.engine.process(batch)
+        for a in alerts:
+            st.alerts += 1
+            st.alerts_by_rule[a.rule] = st.alerts_by_rule.get(a.rule, 0) + 1
+            label = a.priority.label
+            st.alerts_by_priority[label] = st.alerts_by_priority.get(label, 0) + 1
+            if self.outputs is not None:
+                self.outputs.emit(a)
+                if self.lossless and st.alerts % LOSSLESS_CHUNK == 0:
+                    self.outputs.drain(timeout=60.0)
+            if self.on_alert is not None:
+                self.on_alert(a)
+
+    def _stats_line(self, start: float) -> None:
+        st = self.stats
+        el = max(time.monotonic() - start, 1e-9)
+        src = self.source.stats()
+        skipped = sum(src.get("skipped", {}).values())
+        extra = ""
+        if self.outputs is not None and hasattr(self.outputs, "stats"):
+            dropped = sum(int(c.get("dropped", 0)) for c in self.outputs.stats().values()
+                          if isinstance(c, dict))
+            extra = f" output_drops={dropped}"
+        print(f"falconet: stats: events={st.events} eps={st.events / el:.0f} alerts={st.alerts} "
+              f"skipped={skipped} queue_drops={st.queue_drops}{extra}",
+              file=self.stats_stream, flush=True)
+
+    # -- run ------------------------------------------------------------------------------
+    def run(self) -> PipelineStats:
+        """Run to the end of the source (or a stop request); returns the stats."""
+        old = self._install_signals()
+        start = time.monotonic()
+        next_stats = start + self.stats_interval if self.stats_interval > 0 else None
+        if self.outputs is not None and hasattr(self.outputs, "start"):
+            self.outputs.start()
+        self.source.open()
+        reader = threading.Thread(target=self._reader, name="falconet-reader", daemon=True)
+        reader.start()
+        try:
+            while True:
+                try:
+                    item = self._q.get(timeout=0.2)
+                except queue.Empty:
+                    item = None
+                if item is _END:
+                    break
+                if item is not None:
+                    self._process(item)
+                if next_stats is not None and time.monotonic() >= next_stats:
+                    self._stats_line(start)
+                    next_stats += self.stats_interval
+        finally:
+            self.stop() if self._reader_error is not None else None
+            reader.join(timeout=5)
+            self.stats.elapsed = time.monotonic() - start
+            if self.outputs is not None:
+                self.outputs.close()
+            self.source.close()
+            for sig, handler in old:
+                signal.signal(sig, handler)
+        if self._reader_error is not None:
+            raise self._reader_error
+        if getattr(self.source, "error", None) is not None:
+            raise self.source.error  # type: ignore[misc]
+        return self.stats
+
+
+def summary(pipe: Pipeline, engine: Any = None) -> dict:
+    """The final summary as one dict (``--stats-json``): events, skipped, alerts (by rule)."""
+    src = pipe.source.stats()
+    out: dict[str, Any] = {
+        "events": src.get("events", pipe.stats.events),
+        "skipped": src.get("skipped", {}),
+        "alerts": dict(sorted(pipe.stats.alerts_by_rule.items())),
+        "alerts_by_priority": dict(sorted(pipe.stats.alerts_by_priority.items())),
+        "alerts_total": pipe.stats.alerts,
+        "queue_drops": pipe.stats.queue_drops,
+        "elapsed_s": round(pipe.stats.elapsed, 3),
+        "source": {k: v for k, v in src.items() if k not in ("events", "skipped")},
+    }
+    if pipe.outputs is not None and hasattr(pipe.outputs, "stats"):
+        out["outputs"] = pipe.outputs.stats()
+    if engine is not None and hasattr(engine, "stats"):
+        out["engine"] = engine.stats()
+    return out
+
+
+__all__ = ["Pipeline", "PipelineStats", "summary", "CaptureError"]
