@@ -25,14 +25,15 @@ Layout (all integers little-endian)::
     snapshot  (second block, msgpack map): the state snapshot, schema in collector.sources
     records   concatenated ABI records, whole records only, in event order
     end       (last block, msgpack map): events, blocks, and drop counters of the capture;
-              a file without it was not closed cleanly (still readable: every complete
-              record is replayed, then one error names the offset where it stops)
+              a file without it was not closed cleanly (still readable: every verified
+              block is replayed, then one error names the offset where it stops)
 
 Reading is strict: a bad magic, an unknown kind or codec, a CRC mismatch or a short block
-raises :class:`~collector.errors.CaptureError` naming the byte offset, *after* every record
-of the blocks before it was delivered; for a truncated last block the complete records in
-its readable prefix are delivered too.  A file of another format is refused with the type
-detected (:func:`sniff`).
+stops the reader with :class:`~collector.errors.CaptureError` naming the byte offset, *after*
+every record of the blocks before it was delivered.  Records are never guessed at: a block
+whose checksum cannot be verified (damaged, or cut short by the end of the file) is not
+replayed, which is why records blocks are small (64 KiB by default: damage costs at most
+one block).  A file of another format is refused with the type detected (:func:`sniff`).
 """
 
 from __future__ import annotations
@@ -61,7 +62,7 @@ KIND_NAMES = {KIND_META: "meta", KIND_SNAPSHOT: "snapshot", KIND_RECORDS: "recor
 CODEC_STORED, CODEC_ZLIB = 0, 1
 MAX_BLOCK = 64 << 20          # a block larger than this is corruption, not data
 MAX_META = 256 << 20          # snapshot of a huge host still fits
-DEFAULT_BLOCK = 1 << 20
+DEFAULT_BLOCK = 64 << 10    # small blocks: damage costs at most one block
 
 
 def sniff(head: bytes) -> str:
@@ -166,28 +167,45 @@ class FcapWriter:
         self._f.write(stored)
         self.blocks += 1
 
-    def write_records(self, buf: bytes | memoryview, count: int | None = None) -> None:
-        """Append whole ABI records (as the kernel or a source produced them)."""
+    def write_records(self, buf: bytes | memoryview) -> None:
+        """Append whole ABI records (as the kernel or a source produced them).
+
+        Blocks hold at most ``block_size`` bytes (or one record, if larger), split at record
+        boundaries, so damage to a file costs at most one block.
+        """
         data = bytes(buf)
         if not data:
             return
-        if count is None:
-            offs, end = record_offsets(data)
-            if end != len(data):
-                raise CaptureError(f"refusing to write a partial record at offset {end} of a "
-                                   f"{len(data)}-byte buffer", self.path)
-            count = len(offs)
-        self._pending.append(data)
-        self._pending_len += len(data)
-        self._pending_count += count
-        self.events += count
-        if self._pending_len >= self.block_size:
-            self.flush()
+        offs, end = record_offsets(data)
+        if end != len(data):
+            raise CaptureError(f"refusing to write a partial or invalid record at offset {end} "
+                               f"of a {len(data)}-byte buffer", self.path)
+        self.events += len(offs)
+        starts = np.asarray(offs + [end], dtype=np.int64)
+        i = 0
+        while i < len(offs):
+            room = self.block_size - self._pending_len
+            # Last record that still ends within the room left (at least one record).
+            j = int(np.searchsorted(starts, starts[i] + room, side="right")) - 1
+            j = max(j, i + 1) if self._pending_len == 0 else j
+            if j <= i:
+                self.flush_block()
+                continue
+            self._pending.append(data[starts[i]:starts[j]])
+            self._pending_len += int(starts[j] - starts[i])
+            self._pending_count += j - i
+            i = j
+            if self._pending_len >= self.block_size:
+                self.flush_block()
 
-    def flush(self) -> None:
+    def flush_block(self) -> None:
         if self._pending:
             self._block(KIND_RECORDS, b"".join(self._pending), self._pending_count)
             self._pending, self._pending_len, self._pending_count = [], 0, 0
+
+    def flush(self) -> None:
+        """Write the pending records as a block and flush the file."""
+        self.flush_block()
         self._f.flush()
 
     def close(self, stats: dict | None = None) -> None:
@@ -294,28 +312,25 @@ class FcapReader:
                        off + 8)
             return None
         payload = self._f.read(stored)
-        truncated = len(payload) < stored
-        if codec == CODEC_ZLIB:
-            d = zlib.decompressobj()
-            try:
-                data = d.decompress(payload, raw_len + 1)
-            except zlib.error:
-                data = b""
-                truncated = True
-        else:
-            data = payload
-        if truncated or len(data) != raw_len:
-            where = off + BLOCK_HDR.size + len(payload)
-            if kind == KIND_RECORDS:
-                offs, end = record_offsets(data)
-                self._fail(f"records block truncated or damaged: {len(offs)} complete records "
-                           f"read from it, then the data stops", where)
-                if offs:
-                    self.blocks_read += 1
-                    return Block(off, kind, data[:end], len(offs))
-                return None
-            self._fail(f"{KIND_NAMES[kind]} block truncated", where)
+        if len(payload) < stored:
+            # Cut short (a capture that was not closed, a partial copy).  The block's CRC
+            # cannot be checked, so none of it is trusted: nothing unverified is replayed.
+            self._fail(f"{KIND_NAMES[kind]} block cut short: {len(payload)} of {stored} bytes "
+                       f"present (its {count} records were not replayed: they cannot be "
+                       f"verified)", off + BLOCK_HDR.size + len(payload))
             return None
+        data = payload
+        if codec == CODEC_ZLIB:
+            try:
+                d = zlib.decompressobj()
+                data = d.decompress(payload, raw_len + 1)
+                ok = d.eof and not d.unused_data and len(data) == raw_len
+            except zlib.error:
+                ok = False
+            if not ok:
+                self._fail(f"{KIND_NAMES[kind]} block damaged: its compressed data does not "
+                           f"decompress to {raw_len} bytes", off)
+                return None
         if zlib.crc32(data) != crc:
             self._fail(f"{KIND_NAMES[kind]} block checksum mismatch (data corrupted)", off)
             return None
