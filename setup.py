@@ -73,6 +73,9 @@ setup(
         "collector": ["**/*.proto", "**/static/*", "**/static/**/*", "**/templates/*"],
     },
     include_package_data=True,
+    data_files=[(d, [f for f in files if os.path.exists(f)]) for d, files in (
+        ("share/falconet/rules", ["rules/falconet_rules.yaml"]),
+        ("share/falconet/examples", ["examples/demo.fcap"]))],
     setup_requires=["cffi>=1.15"],
     cffi_modules=cffi_modules,
     install_requires=["cffi>=1.15", "numpy>=1.24", "msgpack>=1.0", "pyyaml>=6.0",
