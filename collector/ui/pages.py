@@ -24,6 +24,7 @@ _HEAD = """<!doctype html>
 <base href="{base}">
 <title>{title} · Falconet</title>
 <link rel="stylesheet" href="static/app.css?v={version}">
+<link rel="icon" href="static/favicon.svg" type="image/svg+xml">
 """
 
 

@@ -20,6 +20,7 @@ import ipaddress
 import json
 import logging
 import secrets
+import signal
 import socket
 import ssl
 import threading
@@ -58,6 +59,16 @@ class _HTTPServer6(_HTTPServer):
     address_family = socket.AF_INET6
 
 
+def _ignore_sigpipe() -> None:
+    """A browser closing a live-update stream must cost a BrokenPipeError, not the process.
+
+    `falconet`'s entry point restores the default SIGPIPE action (so `falconet ... | head`
+    ends quietly); a server cannot live with that.  Only the main thread may change it.
+    """
+    if hasattr(signal, "SIGPIPE") and threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGPIPE, signal.SIG_IGN)
+
+
 class UIServer:
     """The web UI: bind with the constructor, then ``start()`` (thread) or ``serve_forever()``."""
 
@@ -92,6 +103,7 @@ class UIServer:
                 raise OutputError(f"web UI: cannot load webui.tls certificate/key: {e}") from None
             self.httpd.socket = ctx.wrap_socket(self.httpd.socket, server_side=True)
         self._thread: threading.Thread | None = None
+        _ignore_sigpipe()
         self._basic_cache: dict[str, float] = {}
 
     @property
@@ -337,6 +349,8 @@ class _Handler(BaseHTTPRequestHandler):
     def _route(self, method: str, path: str) -> None:
         if path in ("/healthz", "/api/v1/healthz"):
             return self._json(200, {"status": "ok"})
+        if path == "/favicon.ico":
+            return self._static("favicon.svg")
         if path == "/ping":
             return self._text(200, "pong\n")
         if method == "POST" and path in ("/", "/api/v1/events/add", "/api/v1/"):
