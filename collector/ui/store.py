@@ -6,8 +6,8 @@ alert is on disk (``synchronous: full``, the default, survives power loss; ``nor
 a crash of the process).  Many concurrent senders share one commit, which is what makes
 thousands of alerts per second possible with an fsync per commit.
 
-The same thread enforces retention between batches (by age of the alert, and by count,
-newest kept), deleting in small chunks so that readers and senders never wait long.
+The same thread enforces retention between batches (by age since the alert was received,
+as a TTL, and by count, newest kept), deleting in small chunks so that readers and senders never wait long.
 Readers use a small pool of their own connections; WAL lets them read while the writer writes.
 """
 
@@ -43,6 +43,7 @@ CREATE TABLE IF NOT EXISTS events (
     received_ns   INTEGER NOT NULL
 );
 CREATE INDEX IF NOT EXISTS events_time ON events(time_ns);
+CREATE INDEX IF NOT EXISTS events_received ON events(received_ns);
 CREATE INDEX IF NOT EXISTS events_priority ON events(priority, time_ns);
 CREATE INDEX IF NOT EXISTS events_rule ON events(rule, time_ns);
 CREATE INDEX IF NOT EXISTS events_source ON events(source, time_ns);
@@ -294,7 +295,7 @@ class Store:
         if self.max_age_s > 0:
             cutoff = time.time_ns() - int(self.max_age_s * 1_000_000_000)
             deleted += self._delete_chunks(
-                conn, "SELECT id FROM events WHERE time_ns < ? LIMIT ?", (cutoff,))
+                conn, "SELECT id FROM events WHERE received_ns < ? LIMIT ?", (cutoff,))
         if self.max_events > 0:
             row = conn.execute("SELECT id FROM events ORDER BY id DESC LIMIT 1 OFFSET ?",
                                (self.max_events,)).fetchone()
