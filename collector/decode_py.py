@@ -1,0 +1,258 @@
+"""The pure-numpy decoder: ABI records -> EventBatch, the twin of ext/decode.c.
+
+Same contract as the C path (ext/decode.h), same results: the same columns, the same string
+ids assigned in the same order (record order, then v0..v5), the same skip counters.  Only
+finding the record boundaries walks the buffer in Python (a record's length says where the
+next one starts); everything else is numpy over all records at once:
+
+1. boundaries: every 8-byte slot's candidate ``len`` -> a step array; one tight loop chains it;
+2. headers: one gather of the 12 header words of every record, viewed as ``abi.HDR_DTYPE``;
+3. framing: the first record whose vlen[] sum exceeds its len ends the buffer (bad length);
+   unknown types are masked out;
+4. strings: every variable part is hashed (bucketed by padded width, 8 bytes per numpy step),
+   distinct values are found with ``np.unique``, checked byte for byte against their
+   representative (a hash collision falls back to exact bytes), ordered by first occurrence
+   and interned once each, so ids match the C path's one-by-one interning.
+
+``DecodeStats`` (shared with the C backend) lives here because this module has no native
+dependency.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from . import abi
+from .batch import EMPTY, NA, BASE_COLUMNS, EventBatch, StringTable
+
+HDR = abi.HDR_SIZE
+HDR_WORDS = HDR // 8
+BAD_REASONS = {0: None, 1: "short", 2: "len_small", 3: "len_unaligned", 4: "len_beyond", 5: "vlen"}
+"""FNET_BAD_* -> name: fewer than a header left, len < header, len % 8, len past the end,
+vlen[] sum past len."""
+
+# type number (any u16) -> 0x80 | named v-slot bits, 0 if unknown (ext/decode.c ev_info)
+EVENT_INFO = np.zeros(1 << 16, np.uint8)
+for _e in abi.EVENTS:
+    EVENT_INFO[_e.num] = 0x80 | sum(1 << i for i, v in enumerate(_e.vars) if v)
+_NAMED = ((EVENT_INFO[:, None] >> np.arange(6, dtype=np.uint8)) & 1).astype(np.uint32)  # (65536, 6)
+
+
+@dataclass
+class DecodeStats:
+    """What one decode (or, summed with ``+=``, a whole source) saw.
+
+    records / bytes          decoded rows and the bytes of their records
+    unknown_type(_bytes)     well-framed records of a type not in the ABI table, skipped
+    bad_length(_bytes)       buffers whose framing broke; bytes from there to the buffer end
+    bad_offset, bad_reason   offset of the (last) broken record in its buffer, and why
+                             (BAD_REASONS values), None if the framing never broke
+    consumed                 bytes examined (< len(buf) only if the columns filled up)
+    """
+
+    records: int = 0
+    bytes: int = 0
+    unknown_type: int = 0
+    unknown_type_bytes: int = 0
+    bad_length: int = 0
+    bad_length_bytes: int = 0
+    bad_offset: int | None = None
+    bad_reason: str | None = None
+    consumed: int = 0
+    extra: dict = field(default_factory=dict, repr=False)
+
+    @property
+    def skipped(self) -> dict[str, int]:
+        """Skips by cause (non-zero only): records of unknown type, bad-length breaks."""
+        return {k: v for k, v in (("unknown_type", self.unknown_type),
+                                  ("bad_length", self.bad_length)) if v}
+
+    @property
+    def skipped_bytes(self) -> dict[str, int]:
+        return {k: v for k, v in (("unknown_type", self.unknown_type_bytes),
+                                  ("bad_length", self.bad_length_bytes)) if v}
+
+    def __iadd__(self, o: "DecodeStats") -> "DecodeStats":
+        for k in ("records", "bytes", "unknown_type", "unknown_type_bytes", "bad_length",
+                  "bad_length_bytes", "consumed"):
+            setattr(self, k, getattr(self, k) + getattr(o, k))
+        if o.bad_reason is not None:
+            self.bad_offset, self.bad_reason = o.bad_offset, o.bad_reason
+        return self
+
+    def as_dict(self) -> dict:
+        d = {k: getattr(self, k) for k in ("records", "bytes", "unknown_type", "unknown_type_bytes",
+                                           "bad_length", "bad_length_bytes", "bad_offset",
+                                           "bad_reason", "consumed")}
+        return d
+
+
+def _as_u8(buf) -> np.ndarray:
+    if isinstance(buf, np.ndarray):
+        return buf.reshape(-1).view(np.uint8)
+    return np.frombuffer(buf, np.uint8)
+
+
+def _record_offsets(b: np.ndarray) -> tuple[np.ndarray, int, int]:
+    """Slot indices (offset / 8) of the framed records, the end offset, and a bad reason (0 if
+    the chain reached the end of the buffer exactly)."""
+    size = len(b)
+    nslots = size // 8
+    if nslots == 0:
+        return np.zeros(0, np.int64), 0, (1 if size else 0)
+    lens = b[: nslots * 8].view("<u2")[::4]
+    step = np.where((lens >= HDR) & ((lens & 7) == 0), lens >> 3, 0).astype(np.uint16)
+    st = memoryview(step)
+    offs: list[int] = []
+    app = offs.append
+    p = 0
+    while p < nslots:                       # the one per-record Python loop: chase lengths
+        s = st[p]
+        if not s:
+            break
+        app(p)
+        p += s
+    if p > nslots:                          # the last record runs past the buffer
+        p = offs.pop()
+    end = p * 8
+    if end == size:
+        return np.asarray(offs, np.int64), end, 0
+    left = size - end
+    if left < HDR:
+        return np.asarray(offs, np.int64), end, 1
+    ln = int(lens[p]) if p < nslots else 0
+    reason = 2 if ln < HDR else 3 if ln & 7 else 4
+    return np.asarray(offs, np.int64), end, reason
+
+
+def _intern_parts(b: np.ndarray, start: np.ndarray, length: np.ndarray,
+                  strings: StringTable) -> np.ndarray:
+    """Ids of the byte strings b[start:start+length] (all length > 0), interning new ones in
+    order of first occurrence."""
+    k = len(start)
+    ids = np.empty(k, np.uint32)
+    if k == 0:
+        return ids
+    maxlen = int(length.max())
+    width = 8
+    while width < maxlen:
+        width *= 2
+    padded = np.zeros(len(b) + width, np.uint8)
+    padded[: len(b)] = b
+    win = np.lib.stride_tricks.as_strided(padded, shape=(len(b), width), strides=(1, 1),
+                                          writeable=False)
+    bucket = np.maximum(np.ceil(np.log2(np.maximum(length, 1))), 3).astype(np.int64)
+    firsts, reps, owners = [], [], []       # per distinct: first occurrence, (start, len)
+    for bk in np.unique(bucket):
+        sel = np.flatnonzero(bucket == bk)
+        w = 1 << int(bk)
+        ln = length[sel]
+        mat = win[start[sel], :w]                      # (m, w) copy; rows may overrun
+        mat[np.arange(w)[None, :] >= ln[:, None]] = 0  # zero past each string's end
+        words = mat.view("<u8")
+        h = ln.astype(np.uint64) * np.uint64(0x9E3779B97F4A7C15)
+        with np.errstate(over="ignore"):
+            for j in range(words.shape[1]):
+                h = (h ^ words[:, j]) * np.uint64(0x100000001B3)
+                h ^= h >> np.uint64(29)
+        _, first, inv = np.unique(h, return_index=True, return_inverse=True)
+        inv = inv.reshape(-1)
+        rep = first[inv]
+        if not ((ln == ln[rep]).all() and (mat == mat[rep]).all()):
+            # A 64-bit hash collision: group this bucket by the exact bytes instead.
+            keys = [mat[i, : ln[i]].tobytes() for i in range(len(sel))]
+            seen: dict[bytes, int] = {}
+            inv = np.fromiter((seen.setdefault(kk, len(seen)) for kk in keys), np.int64, len(keys))
+            first = np.zeros(len(seen), np.int64)
+            first[inv[::-1]] = np.arange(len(sel))[::-1]
+        firsts.append(sel[first])
+        owners.append((sel, inv, len(first)))
+    allfirst = np.concatenate(firsts)
+    order = np.argsort(allfirst, kind="stable")
+    fo = allfirst[order]
+    values = [b[s: s + n].tobytes() for s, n in zip(start[fo].tolist(), length[fo].tolist())]
+    new_ids = np.asarray(strings.intern_many(values), np.uint32)
+    distinct_ids = np.empty(len(allfirst), np.uint32)
+    distinct_ids[order] = new_ids
+    base = 0
+    for sel, inv, nd in owners:
+        ids[sel] = distinct_ids[base + inv]
+        base += nd
+    return ids
+
+
+def decode(buf, strings: StringTable, first_num: int = 1) -> tuple[EventBatch, DecodeStats]:
+    """Decode a buffer of ABI records (bytes-like or uint8 array) into a new EventBatch."""
+    b = _as_u8(buf)
+    size = len(b)
+    stats = DecodeStats(consumed=size)
+    offs, end, reason = _record_offsets(b)
+    n0 = len(offs)
+    if n0:
+        words = b[: (size // 8) * 8].view("<u8")
+        hw = words[offs[:, None] + np.arange(HDR_WORDS)]
+        hdr = hw.view(abi.HDR_DTYPE).reshape(n0)
+        vlen = hdr["vlen"].astype(np.int64)
+        badv = np.flatnonzero(HDR + vlen.sum(axis=1) > hdr["len"])
+        if len(badv):
+            k = int(badv[0])
+            end, reason = int(offs[k]) * 8, 5
+            offs, hdr, vlen = offs[:k], hdr[:k], vlen[:k]
+    else:
+        hdr = np.zeros(0, abi.HDR_DTYPE)
+        vlen = np.zeros((0, 6), np.int64)
+    if reason:
+        stats.bad_length, stats.bad_length_bytes = 1, size - end
+        stats.bad_offset, stats.bad_reason = end, BAD_REASONS[reason]
+    types = hdr["type"]
+    known = EVENT_INFO[types] != 0
+    if not known.all():
+        stats.unknown_type = int((~known).sum())
+        stats.unknown_type_bytes = int(hdr["len"][~known].astype(np.int64).sum())
+        offs, hdr, vlen, types = offs[known], hdr[known], vlen[known], types[known]
+    n = len(offs)
+    stats.records = n
+    stats.bytes = int(hdr["len"].astype(np.int64).sum())
+
+    cols: dict[str, np.ndarray] = {
+        "num": np.arange(first_num, first_num + n, dtype=np.uint64),
+        "ts": hdr["ts"].copy(),
+        "cpu": hdr["cpu"].copy(),
+        "tid": hdr["tid"].astype(np.int64),
+        "pid": hdr["pid"].astype(np.int64),
+        "type": types.copy(),
+        "flags": hdr["flags"].copy(),
+        "ret": hdr["ret"].copy(),
+    }
+    args = hdr["arg"].view(np.int64) if n else np.zeros((0, 6), np.int64)
+    for i in range(6):
+        cols[f"a{i}"] = np.ascontiguousarray(args[:, i])
+    vids = _NAMED[types].copy() if n else np.zeros((0, 6), np.uint32)   # empty (1) / absent (0)
+    has = vlen > 0
+    if has.any():
+        start = offs[:, None] * 8 + HDR + (np.cumsum(vlen, axis=1) - vlen)
+        vids[has] = _intern_parts(b, start[has], vlen[has], strings)
+    for i in range(6):
+        cols[f"v{i}"] = np.ascontiguousarray(vids[:, i])
+    for k, dt in BASE_COLUMNS.items():
+        assert cols[k].dtype == dt, (k, cols[k].dtype)
+    return EventBatch(cols, strings), stats
+
+
+class Decoder:
+    """Pure twin of the C decoder object: ``decode(buf, first_num)`` -> (EventBatch, stats).
+
+    The batch is valid until the next ``decode`` call on this decoder (the C twin reuses its
+    column buffers; this one happens not to, but callers must not rely on that).
+    """
+
+    def __init__(self, strings: StringTable | None = None) -> None:
+        self.strings = strings if strings is not None else StringTable()
+
+    def decode(self, buf, first_num: int = 1) -> tuple[EventBatch, DecodeStats]:
+        return decode(buf, self.strings, first_num)
+
+
+__all__ = ["DecodeStats", "Decoder", "decode", "EVENT_INFO", "BAD_REASONS", "NA", "EMPTY"]
