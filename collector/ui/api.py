@@ -1,4 +1,4 @@
-"""The JSON API (read side).  See API.md next to this file for the reference.
+"""The JSON API (read side).  The reference is static/API.md (served at /api/v1/docs).
 
 Each function takes the store and the parsed query string and returns a JSON-able object;
 bad parameters raise :class:`collector.ui.query.QueryError` (400).  Shapes follow

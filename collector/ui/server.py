@@ -497,7 +497,7 @@ class _Handler(BaseHTTPRequestHandler):
         if path == "/api/v1/info":
             return self._json(200, api.info(store, self.ui.settings, user))
         if path == "/api/v1/docs":
-            doc = resources.files("collector.ui").joinpath("API.md").read_bytes()
+            doc = resources.files("collector.ui").joinpath("static", "API.md").read_bytes()
             return self._send(200, doc, _STATIC_TYPES[".md"])
         self._json(404, {"error": f"no API endpoint {path}"})
 
