@@ -28,6 +28,16 @@ uint8_t fnet_event_info(uint32_t type)
 	return type < FNET_NUM_EVENT_TYPES ? ev_info[type] : 0;
 }
 
+uint64_t fnet_decode_layout_hash(void)
+{
+	return fnet_layout_hash();
+}
+
+uint32_t fnet_decode_abi_version(void)
+{
+	return FALCONET_ABI_VERSION;
+}
+
 static uint32_t bad_reason(const struct fnet_event_hdr *h, size_t left)
 {
 	if (left < FNET_HDR_SIZE)

@@ -74,6 +74,11 @@ uint32_t fnet_decode(const uint8_t *buf, size_t size, uint64_t first_num,
 		     struct fnet_strtab *strings, const struct fnet_columns *cols,
 		     struct fnet_decode_stats *stats);
 
+/* fnet_layout_hash() and FALCONET_ABI_VERSION as this extension was compiled (checked
+ * against collector.abi and, on attach, the module's fnet_info). */
+uint64_t fnet_decode_layout_hash(void);
+uint32_t fnet_decode_abi_version(void);
+
 /* 0x80 | bit i set when v-slot i is named, for a known type; 0 for an unknown type. */
 uint8_t fnet_event_info(uint32_t type);
 /* END CDEF */
