@@ -38,6 +38,19 @@ def event_json(rec: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def event_detail(rec: dict[str, Any]) -> dict[str, Any]:
+    """One alert for the detail view: also every field and the Falco JSON as exact text.
+
+    JavaScript numbers lose digits past 2**53, and Falco's ``evt.time`` is a nanosecond
+    count, so the browser shows these strings instead of re-serialising parsed values.
+    """
+    d = event_json(rec)
+    d["fields_text"] = {k: v if isinstance(v, str) else json.dumps(v, ensure_ascii=False)
+                        for k, v in rec["output_fields"].items()}
+    d["falco_json"] = json.dumps(falco_json(rec), ensure_ascii=False, indent=2, sort_keys=True)
+    return d
+
+
 def search(store: Store, params: Params) -> dict[str, Any]:
     f = parse_filters(params)
     page, limit = page_params(params)

@@ -493,7 +493,7 @@ class _Handler(BaseHTTPRequestHandler):
             rec = store.get(path.rsplit("/", 1)[1])
             if rec is None:
                 return self._json(404, {"error": "no such alert (removed by retention?)"})
-            return self._json(200, api.event_json(rec))
+            return self._json(200, api.event_detail(rec))
         if path == "/api/v1/info":
             return self._json(200, api.info(store, self.ui.settings, user))
         if path == "/api/v1/docs":

@@ -377,8 +377,7 @@
     clear(main).appendChild(el("p", {text: "Loading…"}));
     getJSON("api/v1/events/" + encodeURIComponent(uuid)).then(function (ev) {
       var keys = Object.keys(ev.output_fields).sort();
-      var raw = {hostname: ev.hostname, output: ev.output, output_fields: ev.output_fields, priority: ev.priority,
-        rule: ev.rule, source: ev.source, tags: ev.tags, time: ev.time, uuid: ev.uuid};
+      var exact = ev.fields_text || {};   // exact text: JS numbers lose digits of nanosecond times
       clear(main);
       append(main, [
         el("div", {"class": "toolbar"}, el("a", {href: "events", id: "back", text: "‹ Events",
@@ -395,9 +394,11 @@
           el("h2", {text: "Output"}), el("pre", {"class": "output", id: "detail-output", text: ev.output}),
           el("h2", {text: "Output fields (" + keys.length + ")"}),
           el("table", {"class": "fields", id: "detail-fields"}, el("tbody", null, keys.map(function (k) {
-            return el("tr", null, el("th", {text: k}), el("td", null, fieldValue(ev.output_fields[k])));
+            var v = ev.output_fields[k];
+            return el("tr", null, el("th", {text: k}),
+              el("td", null, v === null ? fieldValue(v) : (k in exact ? exact[k] : fieldValue(v))));
           }))),
-          el("h2", {text: "JSON"}), el("pre", {"class": "json", id: "detail-json", text: JSON.stringify(raw, null, 2)}))
+          el("h2", {text: "JSON"}), el("pre", {"class": "json", id: "detail-json", text: ev.falco_json || JSON.stringify(ev, null, 2)}))
       ]);
     }).catch(function (e) { showError(main, e); });
   }
