@@ -21,7 +21,8 @@ None/b"" (vlen 0: decodes to the empty string for a named slot, absent for an un
 ``encode_many(cols, strings)`` is the vectorized bulk form: columns as in an EventBatch
 (``type``, ``tid``, ``pid``, ``ts``, optional ``ret``, ``flags``, ``cpu``, ``a0..a5``,
 ``v0..v5``), where ``v*`` are integer ids into ``strings`` (a StringTable or a sequence of
-bytes/None).  ``decode(encode_many(b.cols, b.strings))`` gives back the batch's columns.
+bytes/None).  ``decode(encode_many(b.cols, b.strings))`` gives back the batch's columns.  A :class:`Pool`
+is a cheap growing string list for generators that call ``encode_many`` repeatedly.
 """
 
 from __future__ import annotations
@@ -145,8 +146,43 @@ def argv(words: Sequence[str | bytes]) -> bytes:
 
 # --- bulk -------------------------------------------------------------------------------------
 
+class Pool:
+    """A growing list of byte strings for ``encode_many`` (id 0 absent, id 1 empty, like a
+    StringTable), whose concatenated form is cached between calls."""
+
+    def __init__(self) -> None:
+        self._items: list[bytes] = [b"", b""]
+        self._ids: dict[bytes, int] = {b"": 1}
+        self._cache: tuple[np.ndarray, np.ndarray] | None = None
+
+    def add(self, value: bytes | str) -> int:
+        v = _as_bytes(value)
+        i = self._ids.get(v)
+        if i is None:
+            i = self._ids[v] = len(self._items)
+            self._items.append(v)
+            self._cache = None
+        return i
+
+    def get(self, i: int) -> bytes | None:
+        return None if i == 0 else self._items[i]
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def arrays(self) -> tuple[np.ndarray, np.ndarray]:
+        if self._cache is None:
+            lens = np.fromiter(map(len, self._items), np.int64, len(self._items))
+            off = np.zeros(len(lens) + 1, np.int64)
+            np.cumsum(lens, out=off[1:])
+            self._cache = (np.frombuffer(b"".join(self._items) or b"\0", np.uint8), off)
+        return self._cache
+
+
 def _pool(strings) -> tuple[np.ndarray, np.ndarray]:
     """(blob, offsets) of every string id: bytes of id i are blob[off[i]:off[i+1]]."""
+    if isinstance(strings, Pool):
+        return strings.arrays()
     if hasattr(strings, "get") and hasattr(strings, "__len__") and not isinstance(strings, (list, tuple)):
         items = [strings.get(i) for i in range(len(strings))]
     else:
@@ -159,15 +195,17 @@ def _pool(strings) -> tuple[np.ndarray, np.ndarray]:
     return blob, off
 
 
-def encode_many(cols: Mapping[str, np.ndarray], strings=()) -> bytes:
+def encode_many(cols: Mapping[str, np.ndarray], strings=(), offsets: bool = False):
     """Records for every row of ``cols`` (see module doc), concatenated, vectorized.
 
     Rows keep their order; ``num`` is ignored (decoders number rows themselves).  Types are
-    written as given (unknown numbers included, for corruption tests).
+    written as given (unknown numbers included, for corruption tests).  ``strings`` may be a
+    StringTable, a sequence of bytes/None, or a :class:`Pool`.  With ``offsets=True`` returns
+    (bytes, int64 array of the n + 1 record boundaries).
     """
     n = len(cols["type"])
     if n == 0:
-        return b""
+        return (b"", np.zeros(1, np.int64)) if offsets else b""
 
     def col(name, dt):
         c = cols.get(name)
@@ -213,4 +251,4 @@ def encode_many(cols: Mapping[str, np.ndarray], strings=()) -> bytes:
         seg = np.repeat(np.cumsum(ln) - ln, ln)
         inner = np.arange(total) - seg
         out[np.repeat(dst, ln) + inner] = blob[np.repeat(src, ln) + inner]
-    return out.tobytes()
+    return (out.tobytes(), roff) if offsets else out.tobytes()
