@@ -18,7 +18,7 @@ from __future__ import annotations
 from .settings import UISettings
 from .store import Store
 
-__all__ = ["UISettings", "Store", "UIServer", "UIChannel"]
+__all__ = ["Store", "UIChannel", "UIServer", "UISettings"]
 
 
 def __getattr__(name: str):

@@ -12,7 +12,8 @@ import csv
 import io
 import json
 import time
-from typing import Any, Iterator, Mapping
+from collections.abc import Iterator, Mapping
+from typing import Any
 
 from .. import __version__
 from ..alert import Priority, format_time_json

@@ -20,7 +20,7 @@ from .store import Store
 
 try:  # the outputs package is written in parallel; work with or without it
     from ..outputs import Channel as _ChannelBase
-except Exception:  # pragma: no cover - depends on the checkout
+except ImportError:  # pragma: no cover - depends on the checkout
     _ChannelBase = object  # type: ignore[assignment,misc]
 
 
@@ -48,7 +48,7 @@ class UIChannel(_ChannelBase):  # type: ignore[misc,valid-type]
         self.delivered = 0
 
     @classmethod
-    def from_config(cls, cfg: Any, serve: bool | None = None) -> "UIChannel":
+    def from_config(cls, cfg: Any, serve: bool | None = None) -> UIChannel:
         """Build from a Config: ``webui.enabled`` decides whether the HTTP server runs too."""
         settings = UISettings.from_config(cfg)
         if serve is None:

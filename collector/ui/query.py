@@ -23,8 +23,9 @@ The literal value ``null`` means "not set", as in falcosidekick-ui.  AND across 
 from __future__ import annotations
 
 import time
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Mapping
+from typing import Any
 
 from ..alert import Priority
 from .ingest import PayloadError, parse_time
@@ -107,7 +108,7 @@ def parse_filters(params: Mapping[str, list[str]], now_ns: int | None = None) ->
             floor = int(Priority.parse(minimum))
         except ValueError as e:
             raise QueryError(f"min_priority: {e}") from None
-        allowed = set(range(0, floor + 1))
+        allowed = set(range(floor + 1))
         prios = (prios & allowed) if prios else allowed
         if not prios:
             prios = {-1}                      # nothing can match

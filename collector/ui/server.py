@@ -25,10 +25,11 @@ import socket
 import ssl
 import threading
 import time
+from collections.abc import Iterable
 from http.cookies import CookieError, SimpleCookie
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from importlib import resources
-from typing import Any, Iterable
+from typing import Any
 from urllib.parse import parse_qs, quote, urlsplit
 
 from ..errors import FalconetError, OutputError
@@ -119,7 +120,7 @@ class UIServer:
             host = f"[{host}]"
         return f"{'https' if self.tls else 'http'}://{host}:{self.port}{self.settings.url_prefix}/"
 
-    def start(self) -> "UIServer":
+    def start(self) -> UIServer:
         self._thread = threading.Thread(target=self.serve_forever, name="webui-http", daemon=True)
         self._thread.start()
         return self

@@ -83,7 +83,7 @@ class UISettings:
     source: str = "<defaults>"
 
     @classmethod
-    def from_config(cls, cfg: Any) -> "UISettings":
+    def from_config(cls, cfg: Any) -> UISettings:
         """Build from a :class:`collector.config.Config` (or None for the defaults)."""
         s = cls()
         if cfg is None:

@@ -20,7 +20,8 @@ import queue
 import sqlite3
 import threading
 import time
-from typing import Any, Callable, Iterator
+from collections.abc import Callable, Iterator
+from typing import Any
 
 from ..errors import OutputError
 from .query import Filters, where_sql
@@ -81,7 +82,7 @@ _DELETE_CHUNK = 2000
 
 
 class _Pending:
-    __slots__ = ("records", "done", "error", "ids")
+    __slots__ = ("done", "error", "ids", "records")
 
     def __init__(self, records: list[dict[str, Any]], wait: bool):
         self.records = records
@@ -148,7 +149,7 @@ class Store:
         conn.isolation_level = ""   # implicit BEGIN before writes; we commit explicitly
         return conn
 
-    def _reader(self) -> "_ReaderLease":
+    def _reader(self) -> _ReaderLease:
         return _ReaderLease(self)
 
     def add_listener(self, fn: Callable[[int], None]) -> None:
@@ -157,7 +158,7 @@ class Store:
 
     # -- writing -----------------------------------------------------------------------
 
-    def start(self) -> "Store":
+    def start(self) -> Store:
         if self._writer is None:
             self._writer = threading.Thread(target=self._write_loop, name="webui-writer", daemon=True)
             self._writer.start()

@@ -24,7 +24,7 @@ def test_first_start_generates_a_strong_password_and_stores_only_a_hash(tmp_path
     assert auth.check_password("admin", password)
     assert not auth.check_password("admin", "admin")
     assert not auth.check_password("root", password)
-    raw = open(tmp_path / "a.db", "rb").read() + open(tmp_path / "a.db-wal", "rb").read()
+    raw = (tmp_path / "a.db").read_bytes() + (tmp_path / "a.db-wal").read_bytes()
     assert password.encode() not in raw
     store.close()
 
@@ -44,7 +44,8 @@ def test_password_hash_from_config_wins_and_cannot_be_reset(tmp_path):
 def test_hash_formats():
     h = hash_password("pw-123456789012", n=2 ** 10)
     assert verify_password("pw-123456789012", h) and not verify_password("pw-x", h)
-    import base64, hashlib
+    import base64
+    import hashlib
     salt = b"0123456789abcdef"
     dk = hashlib.pbkdf2_hmac("sha256", b"pbkdf2-password", salt, 1000)
     enc = "pbkdf2_sha256$1000$" + base64.urlsafe_b64encode(salt).decode().rstrip("=") + "$" + \

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+from pathlib import Path
 
 import pytest
 
@@ -20,6 +21,8 @@ CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 if not os.path.exists(CHROMIUM):
     pytest.skip("Debian's chromium is not installed (apt-get install chromium)", allow_module_level=True)
 sync_api = pytest.importorskip("playwright.sync_api", reason="pip install playwright")
+
+pytestmark = pytest.mark.browser
 
 ARTIFACTS = os.path.join(os.environ.get("FALCONET_ARTIFACTS", "/tmp/falconet-artifacts"), "ui")
 # Required on this closed network: no background connections to Google's services.
@@ -111,13 +114,13 @@ def test_ui_in_chromium(make_ui, browser):
     # export the current selection
     with page.expect_download() as dl:
         page.click("#export-json")
-    exported = json.loads(open(dl.value.path()).read())
+    exported = json.loads(Path(dl.value.path()).read_text())
     assert len(exported) == 2 and {e["rule"] for e in exported} == {"Terminal shell in container"}
     assert all(e["priority"] == "Critical" for e in exported)
     with page.expect_download() as dl:
         page.click("#export-csv")
     assert dl.value.suggested_filename == "falco_events.csv"
-    assert open(dl.value.path()).read().count("Terminal shell in container") == 2
+    assert Path(dl.value.path()).read_text().count("Terminal shell in container") == 2
 
     # live update in the table: clear filters, send an alert, see its row appear
     page.click("#clear")

@@ -3,7 +3,6 @@ restarts, and that an acknowledged alert survives the process being killed."""
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import socket
