@@ -1,0 +1,151 @@
+"""Bytes of a .scap file, plain or gzip-compressed, read in bounded pieces.
+
+:class:`ByteStream` decompresses with zlib in steps of at most ``chunk`` output bytes, so a
+gzip bomb costs time, never memory; concatenated gzip members are read as one stream (as
+zlib's gzread does).  Damage in the compressed data is reported only after every byte before
+it was handed out.
+
+:class:`Window` keeps the not-yet-consumed bytes of the stream in one ``bytearray`` with their
+stream offset, so block parsers always see a block whole, and offsets in error messages are
+offsets in the (uncompressed) stream.
+"""
+
+from __future__ import annotations
+
+import zlib
+
+GZIP_MAGIC = b"\x1f\x8b"
+
+
+class StreamError(Exception):
+    def __init__(self, message: str, offset: int):
+        super().__init__(message)
+        self.offset = offset
+
+
+class ByteStream:
+    """``read(n)`` returns up to n bytes, ``b""`` at the end; raises StreamError on damage."""
+
+    def __init__(self, f, chunk: int = 1 << 20):
+        self.f = f
+        self.chunk = chunk
+        head = f.read(2)
+        self.gzip = head == GZIP_MAGIC
+        self._pending = head          # compressed (or plain) bytes not yet used
+        self._d = zlib.decompressobj(31) if self.gzip else None
+        self._members = 1
+        self.produced = 0             # uncompressed bytes handed out
+        self._eof = False
+        self._error: StreamError | None = None
+
+    def _fill_input(self) -> bytes:
+        if self._pending:
+            data, self._pending = self._pending, b""
+            return data
+        return self.f.read(self.chunk)
+
+    def read(self, n: int) -> bytes:
+        if self._error is not None:
+            raise self._error
+        if self._eof:
+            return b""
+        if not self.gzip:
+            data = self._pending[:n]
+            self._pending = self._pending[len(data):]
+            if len(data) < n:
+                data += self.f.read(n - len(data))
+            if not data:
+                self._eof = True
+            self.produced += len(data)
+            return data
+        out: list[bytes] = []
+        got = 0
+        try:
+            got = self._inflate(n, out)
+        except StreamError as e:
+            if not out:
+                raise
+            self._error = e         # hand out the good bytes first, fail on the next call
+        data = b"".join(out)
+        self.produced += len(data)
+        return data
+
+    def _inflate(self, n: int, out: list[bytes]) -> int:
+        got = 0
+        d = self._d
+        assert d is not None
+        while got < n:
+            src = d.unconsumed_tail or self._fill_input()
+            if not src:
+                if got:
+                    return got
+                raise StreamError("the gzip stream ends early: the file is truncated",
+                                  self.produced)
+            try:
+                piece = d.decompress(src, n - got)
+            except zlib.error as e:
+                raise StreamError(f"the gzip data is corrupted ({e})",
+                                  self.produced + got) from None
+            if piece:
+                out.append(piece)
+                got += len(piece)
+            if d.eof:
+                rest = d.unused_data
+                while len(rest) < 2:
+                    more = self.f.read(self.chunk)
+                    if not more:
+                        break
+                    rest += more
+                if not rest or not rest.strip(b"\0"):
+                    self._eof = True        # end of the last member (zero padding allowed)
+                    return got
+                if rest[:2] != GZIP_MAGIC:
+                    raise StreamError("bytes after the end of the gzip stream are not gzip",
+                                      self.produced + got)
+                self._members += 1
+                self._pending = rest
+                self._d = d = zlib.decompressobj(31)
+        return got
+
+
+class Window:
+    """Unconsumed stream bytes: ``buf[pos:]`` starts at stream offset ``base + pos``."""
+
+    def __init__(self, stream: ByteStream, read_size: int = 4 << 20):
+        self.s = stream
+        self.read_size = read_size
+        self.buf = bytearray()
+        self.pos = 0
+        self.base = 0
+        self.eof = False
+
+    @property
+    def offset(self) -> int:
+        """Stream offset of the next unconsumed byte."""
+        return self.base + self.pos
+
+    def avail(self) -> int:
+        return len(self.buf) - self.pos
+
+    def ensure(self, n: int) -> int:
+        """Try to have n bytes available; returns how many are (less only at the end)."""
+        while len(self.buf) - self.pos < n and not self.eof:
+            if self.pos and (self.pos > len(self.buf) // 2 or self.pos > (64 << 20)):
+                del self.buf[:self.pos]
+                self.base += self.pos
+                self.pos = 0
+            want = max(self.read_size, n - (len(self.buf) - self.pos))
+            data = self.s.read(want)
+            if not data:
+                self.eof = True
+                break
+            self.buf += data
+        return len(self.buf) - self.pos
+
+    def take(self, n: int) -> bytes:
+        b = bytes(self.buf[self.pos:self.pos + n])
+        self.pos += n
+        return b
+
+    def skip(self, n: int) -> None:
+        self.pos += n
