@@ -190,6 +190,7 @@ class _Handler(BaseHTTPRequestHandler):
         self.params = parse_qs(parts.query, keep_blank_values=False)
         self._session: Session | None = None
         self._session_token: str | None = None
+        self._body_read = False
         try:
             self._route(method, path)
         except (BrokenPipeError, ConnectionResetError):
@@ -210,6 +211,12 @@ class _Handler(BaseHTTPRequestHandler):
         self._security_headers()
         for k, v in headers:
             self.send_header(k, v)
+        if not self._body_read and (self.headers.get("Content-Length", "0") not in ("", "0")
+                                    or self.headers.get("Transfer-Encoding")):
+            # Answered without reading the body (e.g. 401): it must not be taken for the next
+            # request on a keep-alive connection.
+            self.send_header("Connection", "close")
+            self.close_connection = True
         self.end_headers()
         if self.command != "HEAD":
             self.wfile.write(body)
@@ -237,6 +244,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _body(self) -> bytes | None:
         """The request body, or None after answering 411/413."""
+        self._body_read = True
         try:
             length = int(self.headers.get("Content-Length", ""))
         except ValueError:

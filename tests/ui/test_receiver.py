@@ -161,3 +161,29 @@ def test_parse_payload_accepts_message_when_output_is_absent():
     body.pop("output")
     body["message"] = "just the message"
     assert parse_payload(json.dumps(body))["output"] == "just the message"
+
+
+def test_keep_alive_connections_as_falco_uses_them(ui):
+    """Falco's http_output (keep_alive: true) sends many alerts on one connection."""
+    import http.client
+    conn = http.client.HTTPConnection("127.0.0.1", ui.server.port, timeout=10)
+    body = json.dumps(alert()).encode()
+    hdrs = {"Content-Type": "application/json", "User-Agent": "falcosecurity/falco"}
+    statuses = []
+    for payload in (body, body, b'{"rule": "x"}', body):
+        conn.request("POST", "/", body=payload, headers=hdrs)
+        r = conn.getresponse()
+        r.read()
+        statuses.append(r.status)
+    assert statuses == [200, 200, 400, 200]
+    sock = conn.sock
+    assert sock is not None                        # still the same open connection
+    # a request answered before its body is read must close the connection, not desync it
+    conn.request("POST", "/", body=body, headers={**hdrs, **REMOTE})
+    r = conn.getresponse()
+    r.read()
+    assert r.status == 401 and r.getheader("Connection") == "close"
+    conn.request("POST", "/", body=body, headers=hdrs)     # http.client reconnects
+    r = conn.getresponse()
+    assert r.status == 200, r.read()
+    conn.close()
