@@ -98,6 +98,7 @@ class HttpChannel(Channel):
         return http.client.HTTPConnection(self.host, self.port, timeout=self.timeout)
 
     def _post_once(self, data: bytes) -> None:
+        reused = self._conn is not None
         if self._conn is None:
             self._conn = self._connect()
         conn = self._conn
@@ -105,6 +106,14 @@ class HttpChannel(Channel):
             conn.request("POST", self.path, body=data, headers=self.headers)
             resp = conn.getresponse()
             payload = resp.read()
+        except (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError):
+            self._drop_conn()
+            if not reused:
+                raise
+            # The server closed an idle keep-alive connection: that is not a failure of
+            # the endpoint, so try once more on a fresh connection right away.
+            self._post_once(data)
+            return
         except BaseException:
             self._drop_conn()
             raise

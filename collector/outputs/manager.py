@@ -178,7 +178,17 @@ class OutputManager:
         self._install_signals()
 
     def _install_signals(self) -> None:
-        if not self.reopen_signals or threading.current_thread() is not threading.main_thread():
+        if threading.current_thread() is not threading.main_thread():
+            return
+        # A program output that exits or an HTTP/syslog peer that resets its connection must
+        # cost that channel an error, never the whole process: with SIGPIPE at its default
+        # action (as `falconet`'s entry point sets it for `| head`), one write to a dead pipe
+        # or socket would kill capture.  Python's own default is to ignore it.
+        try:
+            self._old_handlers[signal.SIGPIPE] = signal.signal(signal.SIGPIPE, signal.SIG_IGN)
+        except (ValueError, OSError, AttributeError):
+            pass
+        if not self.reopen_signals:
             return
         for sig in (signal.SIGHUP, signal.SIGUSR1):
             try:
@@ -202,6 +212,9 @@ class OutputManager:
                 alert.hostname = self.hostname
             for lane in self._lanes:
                 if alert.priority > lane.channel.min_priority:
+                    continue
+                if self._closed:  # nothing delivers any more: count, do not queue
+                    lane.dropped += 1
                     continue
                 try:
                     lane.queue.put_nowait(alert)

@@ -36,6 +36,7 @@ class ProgramChannel(Channel):
         self._proc: subprocess.Popen | None = None
         self._lock = threading.Lock()
         self._backoff = 0.0
+        self._dead = False
         self.extra_stats["restarts"] = 0
 
     def _spawn(self) -> subprocess.Popen:
@@ -50,14 +51,15 @@ class ProgramChannel(Channel):
         if self.keep_alive:
             self._proc = self._spawn()
 
-    def _stop(self, proc: subprocess.Popen) -> None:
+    def _stop(self, proc: subprocess.Popen, grace: float = 2.0) -> None:
+        """Close its stdin (end of input), give it ``grace`` seconds to finish, then kill."""
         try:
             if proc.stdin:
                 proc.stdin.close()
         except OSError:
             pass
         try:
-            proc.wait(timeout=2)
+            proc.wait(timeout=grace)
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
@@ -90,24 +92,28 @@ class ProgramChannel(Channel):
                     self._backoff = 0.0
                     return
                 except (BrokenPipeError, OSError, ValueError):
-                    # The process died between poll() and write: restart once and retry
-                    # this line; a second failure is the delivery error.
-                    self._proc = None
+                    # The process died (or closed its stdin) between poll() and write:
+                    # restart it and retry this line once; a second failure is the error.
+                    self._retire(proc)
                     if attempt == 1:
                         raise
 
+    def _retire(self, old: subprocess.Popen) -> None:
+        """Put away a process that can no longer take input; the next write restarts."""
+        self._stop(old, grace=0.2)
+        self._proc = None
+        self._dead = True
+
     def _restart(self, old: subprocess.Popen | None) -> subprocess.Popen:
         if old is not None:
+            self._stop(old, grace=0.2)
+            self._dead = True
+        if self._dead:
             self.extra_stats["restarts"] += 1
-            try:
-                if old.stdin:
-                    old.stdin.close()
-            except OSError:
-                pass
-            old.wait()
             if self._backoff:
                 time.sleep(self._backoff)
             self._backoff = min(MAX_BACKOFF, (self._backoff or 0.05) * 2)
+            self._dead = False
         self._proc = self._spawn()
         return self._proc
 

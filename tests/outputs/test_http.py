@@ -309,3 +309,26 @@ def test_mtls_with_missing_files_names_the_key(managers, tmp_path):
         managers(config("http_output.enabled=true", "http_output.url=https://127.0.0.1:9/",
                         "http_output.mtls=true", f"http_output.client_cert={tmp_path}/none.crt",
                         f"http_output.client_key={tmp_path}/none.key"))
+
+
+def test_server_closing_idle_keepalive_connections_is_not_an_error(managers, sidekick):
+    sk = sidekick()
+    orig = _Handler._answer
+
+    def answer_and_hang_up(self, status, text):
+        orig(self, status, text)
+        self.close_connection = True  # closes without saying "Connection: close"
+
+    _Handler._answer = answer_and_hang_up
+    try:
+        m = managers(config("http_output.enabled=true", f"http_output.url={sk.url}"))
+        m.start()
+        for i in range(5):
+            m.emit(make_alert(i))
+            assert wait_for(lambda: len(sk.received) == i + 1)
+            time.sleep(0.02)
+    finally:
+        _Handler._answer = orig
+    s = m.stats()["http"]
+    assert s["delivered"] == 5 and s["errors"] == 0 and s["retries"] == 0
+    assert sk.connections == 5
