@@ -1,0 +1,464 @@
+"""Checked condition ASTs -> vectorized plans of numpy operations over batch columns.
+
+A plan node evaluates on the rows of one event-type group of a batch (:class:`Ctx`), or on a
+subset of them (``sel``, positions within the group): ``and``/``or`` narrow the rows they
+pass on once few remain, so later comparisons touch only the rows still undecided (the
+batch form of short-circuit evaluation).
+
+String comparisons never look at strings per event.  Each distinct predicate (operator,
+values, transformer chain) owns a boolean lookup table indexed by string id; the table is
+extended for the ids interned since its last use, one Python call per new distinct string,
+and kept across batches (:class:`LutCache`).  ``=``/``!=`` against one value compare ids
+directly; ``in``/OR-of-equalities become one table lookup (set membership).  Transformers
+(``tolower`` ...) are id -> id tables grown the same way.  Numbers are plain numpy
+comparisons (``in`` is ``np.isin``).  A field without a value makes a comparison false,
+``exists`` tests the valid mask.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import ipaddress
+import re
+
+import numpy as np
+
+from .. import fields
+from ..batch import NA
+from .check import ANCESTOR_FIELDS, b64
+from .parser import And, Cmp, FieldRef, Not, Or, Transform
+
+MAX_ANCESTORS = 32
+NARROW = 0.25     # narrow to an index once fewer than this fraction of rows stay undecided
+
+
+class Ctx:
+    """One event-type group of a batch: field values extracted once per batch, gathered once
+    per group."""
+
+    __slots__ = ("batch", "rows", "n", "full", "local", "strings")
+
+    def __init__(self, batch, rows: np.ndarray | None, full: dict):
+        self.batch = batch
+        self.rows = rows
+        self.n = batch.n if rows is None else len(rows)
+        self.full = full          # (name, key) -> Values over the whole batch
+        self.local: dict = {}     # (name, key) -> (kind, data, valid) for this group
+        self.strings = batch.strings
+
+    def field(self, name: str, key):
+        k = (name, key)
+        got = self.local.get(k)
+        if got is None:
+            v = self.full.get(k)
+            if v is None:
+                v = fields.extract(self.batch, name, key)
+                self.full[k] = v
+            data, valid = v.data, v.valid
+            if self.rows is not None:
+                data = data[self.rows]
+                valid = valid[self.rows] if valid is not None else None
+            if valid is None:
+                valid = data != NA if v.kind == "str" else None
+            got = (v.kind, data, valid)
+            self.local[k] = got
+        return got
+
+
+# --- per-distinct-string tables ------------------------------------------------------------
+
+
+class Lut:
+    """A table over string ids, grown lazily; ``fn(text, raw_bytes)`` gives the entry."""
+
+    __slots__ = ("fn", "dtype", "arr", "done", "strings_ref", "absent")
+
+    def __init__(self, fn, dtype, absent=0):
+        self.fn = fn
+        self.dtype = dtype
+        self.arr = np.zeros(0, dtype)
+        self.done = 0
+        self.strings_ref = None
+        self.absent = absent
+
+    def table(self, strings) -> np.ndarray:
+        if self.strings_ref is not strings:          # a new pipeline/string table
+            self.strings_ref = strings
+            self.arr = np.zeros(0, self.dtype)
+            self.done = 0
+        n = len(strings)
+        if n > self.done:
+            if n > len(self.arr):
+                new = np.empty(max(n, 2 * len(self.arr), 1024), self.dtype)
+                new[:self.done] = self.arr[:self.done]
+                self.arr = new
+            fn = self.fn
+            start = self.done
+            if start == 0:
+                self.arr[0] = self.absent
+                start = 1
+            get, text = strings.get, strings.text
+            self.arr[start:n] = [fn(text(i), get(i)) for i in range(start, n)]
+            self.done = n
+        return self.arr
+
+
+class LutCache:
+    """Predicate and transformer tables shared by every rule of an engine (and across
+    reloads when the definitions are unchanged)."""
+
+    def __init__(self) -> None:
+        self.tables: dict = {}
+
+    def get(self, key, make):
+        t = self.tables.get(key)
+        if t is None:
+            t = make()
+            self.tables[key] = t
+        return t
+
+
+def _str_pred(op: str, values: tuple):
+    """text, raw -> bool for one string operator (the vectorized path's own definitions)."""
+    if op in ("=", "in", "intersects"):
+        s = frozenset(values)
+        return lambda t, b: t in s
+    if op == "!=":
+        v = values[0]
+        return lambda t, b: t != v
+    if op == "contains":
+        v = values[0]
+        return lambda t, b: v in t
+    if op == "icontains":
+        v = values[0].lower()
+        return lambda t, b: v in t.lower()
+    if op == "startswith":
+        v = values[0]
+        return lambda t, b: t.startswith(v)
+    if op == "endswith":
+        v = values[0]
+        return lambda t, b: t.endswith(v)
+    if op == "bcontains":
+        v = values[0]
+        return lambda t, b: v in b
+    if op == "bstartswith":
+        v = values[0]
+        return lambda t, b: b.startswith(v)
+    if op in ("glob", "iglob"):
+        flags = re.S | (re.I if op == "iglob" else 0)
+        rx = re.compile(fnmatch.translate(values[0]), flags)
+        if op == "iglob":
+            return lambda t, b: rx.match(t.lower()) is not None if t.isascii() else \
+                fnmatch.fnmatchcase(t.lower(), values[0].lower())
+        return lambda t, b: rx.match(t) is not None
+    if op == "regex":
+        rx = re.compile(values[0])
+        return lambda t, b: rx.fullmatch(t) is not None
+    if op == "pmatch":
+        exact = frozenset(values)
+        root = "/" in exact
+
+        def pm(t, b):
+            if t in exact or (root and t.startswith("/")):
+                return True
+            j = t.rfind("/")
+            while j > 0:
+                if t[:j] in exact:
+                    return True
+                j = t.rfind("/", 0, j)
+            return False
+        return pm
+    if op in ("<", "<=", ">", ">="):
+        v = values[0]
+        import operator
+        f = {"<": operator.lt, "<=": operator.le, ">": operator.gt, ">=": operator.ge}[op]
+        return lambda t, b: f(t, v)
+    raise ValueError(op)  # pragma: no cover
+
+
+def _ip_pred(op: str, values: tuple):
+    def p(t, b):
+        try:
+            a = ipaddress.ip_address(t)
+        except ValueError:
+            return False
+        return any(a.version == n.version and a in n for n in values)
+    return p
+
+
+_TRANSFORMS = {
+    "tolower": lambda t: t.lower(),
+    "toupper": lambda t: t.upper(),
+    "basename": lambda t: t.rsplit("/", 1)[-1],
+    "b64": b64,
+}
+
+
+def eval_expr(ctx: Ctx, e, luts: LutCache, key_override=None):
+    """(kind, data, valid) of a field expression (field or transformer chain) on a group."""
+    if isinstance(e, FieldRef):
+        key = e.key if key_override is None else key_override
+        return ctx.field(e.fdef.name, key)
+    kind, data, valid = eval_expr(ctx, e.inner, luts, key_override)
+    if kind != "str":
+        data, kind = _ints_to_ids(ctx.strings, data), "str"
+    strings = ctx.strings
+    if e.fn == "len":
+        lut = luts.get(("len",), lambda: Lut(lambda t, b: len(b), np.int64))
+        return "int", lut.table(strings)[data], valid if valid is not None else data != NA
+    fn = _TRANSFORMS[e.fn]
+
+    def tr(t, b, fn=fn, strings=strings):
+        r = fn(t)
+        return NA if r is None else strings.intern(r)
+    lut = luts.get(("tr", e.fn), lambda: Lut(tr, np.uint32))
+    out = lut.table(strings)[data]
+    return "str", out, out != NA
+
+
+# --- plan nodes ----------------------------------------------------------------------------
+
+
+class AndPlan:
+    __slots__ = ("items",)
+
+    def __init__(self, items):
+        self.items = items
+
+    def eval(self, ctx: Ctx, sel):
+        n = ctx.n if sel is None else len(sel)
+        res = None
+        idx = None          # positions (within this frame) still true
+        for child in self.items:
+            if idx is None:
+                m = child.eval(ctx, sel)
+                res = m if res is None else (res & m)
+            else:
+                m = child.eval(ctx, idx if sel is None else sel[idx])
+                res[idx] = m
+                idx = idx[m]
+            alive = len(idx) if idx is not None else int(np.count_nonzero(res))
+            if alive == 0:
+                return res
+            if idx is None and alive < n * NARROW:
+                idx = np.flatnonzero(res)
+        return res
+
+
+class OrPlan:
+    __slots__ = ("items",)
+
+    def __init__(self, items):
+        self.items = items
+
+    def eval(self, ctx: Ctx, sel):
+        n = ctx.n if sel is None else len(sel)
+        res = None
+        idx = None          # positions still false
+        for child in self.items:
+            if idx is None:
+                m = child.eval(ctx, sel)
+                res = m if res is None else (res | m)
+            else:
+                m = child.eval(ctx, idx if sel is None else sel[idx])
+                res[idx] = m
+                idx = idx[~m]
+            left = len(idx) if idx is not None else n - int(np.count_nonzero(res))
+            if left == 0:
+                return res
+            if idx is None and left < n * NARROW:
+                idx = np.flatnonzero(~res)
+        return res
+
+
+class NotPlan:
+    __slots__ = ("item",)
+
+    def __init__(self, item):
+        self.item = item
+
+    def eval(self, ctx: Ctx, sel):
+        return ~self.item.eval(ctx, sel)
+
+
+class CmpPlan:
+    """One comparison.  ``lhs``/``rhs`` field expressions are evaluated to (kind, data,
+    valid) per group; the predicate picks its path from the runtime kind."""
+
+    __slots__ = ("c", "luts", "ancestor", "_pred_key", "_nums", "_eq_text")
+
+    def __init__(self, c: Cmp, luts: LutCache):
+        self.c = c
+        self.luts = luts
+        base = c.lhs
+        while isinstance(base, Transform):
+            base = base.inner
+        self.ancestor = base.fdef.name in ANCESTOR_FIELDS and base.key is None
+        vals = c.values if isinstance(c.values, tuple) else None
+        self._pred_key = (c.kind, c.op, vals)
+        self._eq_text = vals[0] if (vals and c.kind == "str" and c.op in ("=", "!=")) else None
+        self._nums = None
+        if vals is not None and c.kind in ("int", "bool"):
+            self._nums = np.array([int(x) for x in vals], dtype=np.int64)
+
+    def expr(self, ctx: Ctx, e, key_override=None):
+        return eval_expr(ctx, e, self.luts, key_override)
+
+    def eval(self, ctx: Ctx, sel):
+        c = self.c
+        if not self.ancestor:
+            kind, data, valid = self.expr(ctx, c.lhs)
+            return self.compare(ctx, sel, kind, data, valid)
+        res = np.zeros(ctx.n if sel is None else len(sel), dtype=bool)
+        alive = np.ones_like(res)
+        for level in range(1, MAX_ANCESTORS + 1):
+            kind, data, valid = self.expr(ctx, c.lhs, str(level))
+            v = valid if valid is not None else np.ones(ctx.n, bool)
+            v = v if sel is None else v[sel]
+            alive &= v
+            if not alive.any():
+                break
+            res |= alive & self.compare(ctx, sel, kind, data, valid)
+        return res
+
+    def compare(self, ctx: Ctx, sel, kind, data, valid):
+        c = self.c
+        if sel is not None:
+            data = data[sel]
+            if valid is not None:
+                valid = valid[sel]
+        if c.op == "exists":
+            return valid.copy() if valid is not None else np.ones(len(data), bool)
+        if isinstance(c.values, (FieldRef, Transform)):
+            m = self.compare_fields(ctx, sel, kind, data, valid)
+        elif c.kind in ("str", "ip"):
+            if kind != "str":
+                data, kind = _ints_to_ids(ctx.strings, data), "str"
+            if self._eq_text is not None:
+                vid = ctx.strings.lookup(self._eq_text)
+                if c.op == "=":
+                    m = data == vid if vid is not None else np.zeros(len(data), bool)
+                else:
+                    m = data != vid if vid is not None else np.ones(len(data), bool)
+                    m &= data != NA
+            else:
+                key = self._pred_key
+                if c.kind == "ip":
+                    make = lambda: Lut(_ip_pred(c.op, c.values), bool)  # noqa: E731
+                else:
+                    make = lambda: Lut(_str_pred(c.op, c.values), bool)  # noqa: E731
+                lut = self.luts.get(key, make)
+                m = lut.table(ctx.strings)[data]
+                if c.kind == "ip" and c.op == "!=":
+                    m = ~m & (data != NA)
+        else:
+            if kind == "str":
+                data = _ids_to_ints(self.luts, ctx.strings, data)
+                valid = (data != _BAD) if valid is None else (valid & (data != _BAD))
+            m = _num_op(c.op, data, self._nums)
+        if valid is not None:
+            m &= valid
+        return m
+
+    def compare_fields(self, ctx: Ctx, sel, kind, data, valid):
+        c = self.c
+        rk, rdata, rvalid = self.expr(ctx, c.values)
+        if sel is not None:
+            rdata = rdata[sel]
+            rvalid = rvalid[sel] if rvalid is not None else None
+        ok = rvalid if rvalid is not None else np.ones(len(rdata), bool)
+        if kind != "str" and rk != "str":
+            return _num_op(c.op, data, None, rdata) & ok
+        if kind != "str":
+            data = _ints_to_ids(ctx.strings, data)
+        if rk != "str":
+            rdata = _ints_to_ids(ctx.strings, rdata)
+        if c.op in ("=", "in", "intersects"):
+            return (data == rdata) & ok & (rdata != NA)
+        if c.op == "!=":
+            return (data != rdata) & ok & (rdata != NA)
+        # other string operators: once per distinct (lhs, rhs) pair
+        pair = (data.astype(np.uint64) << np.uint64(32)) | rdata.astype(np.uint64)
+        uniq, inv = np.unique(pair, return_inverse=True)
+        strings = ctx.strings
+        out = np.empty(len(uniq), bool)
+        for j, p in enumerate(uniq.tolist()):
+            a, b = p >> 32, p & 0xFFFFFFFF
+            if a == NA or b == NA:
+                out[j] = False
+                continue
+            vb = strings.get(b)
+            vals = (vb,) if c.op in ("bcontains", "bstartswith") else (strings.text(b),)
+            out[j] = _str_pred(c.op, vals)(strings.text(a), strings.get(a))
+        return out[inv.reshape(-1)] & ok
+
+
+_BAD = np.iinfo(np.int64).min
+
+
+def _num_op(op: str, data, nums, other=None):
+    x = other if other is not None else nums[0]
+    if op == "=":
+        return data == x
+    if op == "!=":
+        return data != x
+    if op in ("in", "intersects"):
+        if other is not None:
+            return data == other
+        return np.isin(data, nums) if len(nums) > 1 else data == nums[0]
+    if op == "<":
+        return data < x
+    if op == "<=":
+        return data <= x
+    if op == ">":
+        return data > x
+    if op == ">=":
+        return data >= x
+    raise ValueError(op)  # pragma: no cover
+
+
+def _ints_to_ids(strings, data) -> np.ndarray:
+    """Numbers rendered as decimal strings, once per distinct value."""
+    if data.dtype == bool:
+        t, f = strings.intern("true"), strings.intern("false")
+        return np.where(data, np.uint32(t), np.uint32(f)).astype(np.uint32)
+    uniq, inv = np.unique(data, return_inverse=True)
+    ids = np.fromiter((strings.intern(str(int(u))) for u in uniq), np.uint32, len(uniq))
+    return ids[inv.reshape(-1)]
+
+
+def _parse_num(t, b):
+    if t is None:
+        return _BAD
+    try:
+        return int(t.strip(), 0)
+    except ValueError:
+        return _BAD
+
+
+def _ids_to_ints(luts: LutCache, strings, data) -> np.ndarray:
+    lut = luts.get(("int",), lambda: Lut(_parse_num, np.int64, absent=_BAD))
+    return lut.table(strings)[data]
+
+
+def compile_plan(node, luts: LutCache):
+    """A checked AST -> plan tree."""
+    if isinstance(node, And):
+        return AndPlan([compile_plan(x, luts) for x in _flatten(node, And)])
+    if isinstance(node, Or):
+        return OrPlan([compile_plan(x, luts) for x in _flatten(node, Or)])
+    if isinstance(node, Not):
+        return NotPlan(compile_plan(node.item, luts))
+    if isinstance(node, Cmp):
+        return CmpPlan(node, luts)
+    raise TypeError(node)  # pragma: no cover
+
+
+def _flatten(node, cls) -> list:
+    out = []
+    for x in node.items:
+        if isinstance(x, cls):
+            out.extend(_flatten(x, cls))
+        else:
+            out.append(x)
+    return out
