@@ -1,0 +1,203 @@
+"""Host-side checks of a VM run (tests/vm/run_vm.sh calls this after qemu exits).
+
+    check.py test|bench|demo OUTDIR REPO
+
+Prints one line per check ("ok"/"FAIL"), writes OUTDIR/check.json and exits 0 only if every
+check passed.
+"""
+import ipaddress
+import json
+import os
+import re
+import sys
+
+OUT = sys.argv[2]
+sys.path.insert(0, sys.argv[3])
+from collector import abi, native  # noqa: E402
+
+CHECKS: list[dict] = []
+
+
+def check(name: str, ok: bool, detail: str = "") -> bool:
+    CHECKS.append({"name": name, "ok": bool(ok), "detail": detail})
+    print(f"{'ok  ' if ok else 'FAIL'} {name}{': ' + detail if detail else ''}")
+    return ok
+
+
+def results() -> dict:
+    res = {}
+    path = os.path.join(OUT, "results.txt")
+    if not os.path.exists(path):
+        return res
+    for line in open(path):
+        parts = line.split(None, 2)
+        if len(parts) >= 2 and parts[0] == "RESULT":
+            res[parts[1]] = parts[2].strip() if len(parts) > 2 else ""
+    return res
+
+
+def rc(res: dict, key: str):
+    m = re.search(r"rc=(\d+)", res.get(key, ""))
+    return int(m.group(1)) if m else None
+
+
+def kv(s: str) -> dict:
+    return {k: int(v) for k, v in re.findall(r"(\w+):?=(\d+)", s)}
+
+
+def sockaddr(b: bytes) -> str:
+    if len(b) < 4:
+        return ""
+    fam, port = int.from_bytes(b[0:2], "little"), int.from_bytes(b[2:4], "little")
+    if fam == 2 and len(b) >= 8:
+        return f"inet:{ipaddress.IPv4Address(b[4:8])}:{port}"
+    if fam == 10 and len(b) >= 20:
+        return f"inet6:{ipaddress.IPv6Address(b[4:20])}:{port}"
+    if fam == 1:
+        return "unix:" + b[4:].decode("utf-8", "replace")
+    return f"family{fam}"
+
+
+def dmesg_problems(text: str) -> list[str]:
+    bad = re.compile(r"WARNING:|BUG[: ]|Oops|Call Trace|general protection|kernel panic|"
+                     r"leak|refcount_t|list_add corruption|scheduling while atomic|"
+                     r"sleeping function called|falconet:.*(error|fail)", re.I)
+    benign = re.compile(r"module verification failed|calibrate_delay")
+    return [ln for ln in text.splitlines() if bad.search(ln) and not benign.search(ln)]
+
+
+class Capture:
+    def __init__(self, path: str):
+        raw = open(path, "rb").read() if os.path.exists(path) else b""
+        self.strings = native.StringTable()
+        self.batch, self.stats = native.decode(raw, self.strings)
+        self.bytes = len(raw)
+        b = self.batch
+        self.cols = {k: b[k] for k in b.cols}
+        self.n = b.n
+
+    def text(self, sid: int) -> bytes:
+        return self.strings.get(int(sid)) or b""
+
+    def find(self, exp: dict) -> tuple[int, str]:
+        """Number of records matching the expectation, and why the closest one did not."""
+        import numpy as np
+        types = exp["type"].split("|")
+        nums = [abi.BY_NAME[t].num for t in types]
+        mask = np.isin(self.cols["type"], nums)
+        if exp.get("pid") is not None:
+            mask &= self.cols["pid"] == exp["pid"]
+        rows = np.flatnonzero(mask)
+        fields = dict(exp["fields"])
+        count = fields.pop("count", None)
+        if count is not None:
+            return len(rows), f"{len(rows)} records"
+        why = f"no {exp['type']} record for pid {exp.get('pid')}"
+        good = 0
+        for i in rows:
+            et = abi.BY_NUM[int(self.cols["type"][i])]
+            bad = []
+            for name, want in fields.items():
+                if want is None:
+                    continue
+                if name == "ret":
+                    got = int(self.cols["ret"][i])
+                else:
+                    slot = next((et.slot(n) for n in name.split("|") if et.slot(n)), None)
+                    if slot is None:
+                        bad.append(f"{et.falco} has no {name}")
+                        continue
+                    kind, k = slot
+                    if kind == "a":
+                        got = int(self.cols[f"a{k}"][i])
+                    else:
+                        raw = self.text(self.cols[f"v{k}"][i])
+                        got = sockaddr(raw) if name in ("addr", "laddr") else raw.decode("utf-8", "replace")
+                if isinstance(want, str):
+                    ok = got in want.split("|") if "\0" not in want else got == want
+                else:
+                    ok = got == want
+                if not ok:
+                    bad.append(f"{name}={got!r} (want {want!r})")
+            if not bad:
+                good += 1
+            else:
+                why = f"{et.falco} pid {int(self.cols['pid'][i])}: " + ", ".join(bad)
+        return good, why
+
+
+def check_test() -> None:
+    res = results()
+    check("guest ran to the end", "done" in res, res.get("kernel", ""))
+    check("insmod falconet.ko", rc(res, "insmod") == 0)
+    check("/dev/falconet created", rc(res, "device") == 0)
+    check("live reader attached", res.get("reader_ready") == "yes")
+    check("workload ran", rc(res, "workload") == 0,
+          open(os.path.join(OUT, "workload.log")).read()[-600:] if rc(res, "workload") else "")
+    busy = open(os.path.join(OUT, "rmmod_busy.txt")).read().strip() if os.path.exists(
+        os.path.join(OUT, "rmmod_busy.txt")) else ""
+    check("rmmod refused while a reader has the rings mapped", rc(res, "rmmod_while_reading") not in (0, None)
+          and "in use" in busy, busy)
+    check("reader stopped cleanly on SIGTERM", rc(res, "reader") == 0)
+    check("rmmod with no reader, under load", rc(res, "rmmod_under_load") == 0)
+    for i in (1, 2, 3):
+        check(f"cycle {i}: load, capture, unload under load",
+              all(rc(res, f"cycle{i}_{s}") == 0 for s in ("insmod", "reader", "rmmod")),
+              " ".join(f"{s}:{rc(res, f'cycle{i}_{s}')}" for s in ("insmod", "reader", "rmmod")))
+        st = os.path.join(OUT, f"cycle{i}.bin.stats.json")
+        ev = json.load(open(st))["kernel_events"] if os.path.exists(st) else 0
+        check(f"cycle {i}: events captured under load", ev > 0, f"{ev} events")
+    check("reader SIGKILLed while mapped, then rmmod",
+          rc(res, "cycle4_insmod") == 0 and rc(res, "cycle4_rmmod_after_kill") == 0)
+    # Rings of 4, 8 and 16 MiB (2 CPUs) are allocated and freed after the warm-up cycle: a
+    # leak of them would cost >= 8 MiB; caches are dropped before each reading.
+    before, after = kv(res.get("mem_warm", "")), kv(res.get("mem_after", ""))
+    if before and after:
+        drop = (before["MemAvailable"] - after["MemAvailable"]) // 1024
+        check("no memory leak across the load/unload cycles (MemAvailable)", drop < 6,
+              f"MemAvailable {before['MemAvailable'] // 1024} -> {after['MemAvailable'] // 1024} MiB")
+    dm = open(os.path.join(OUT, "dmesg.txt"), errors="replace").read() if os.path.exists(
+        os.path.join(OUT, "dmesg.txt")) else ""
+    probs = dmesg_problems(dm)
+    check("kernel log: no warning, oops or leak", bool(dm) and not probs, "; ".join(probs[:5]))
+    check("kernel log: module loaded and unloaded", dm.count("falconet: ABI") >= 5 and
+          dm.count("falconet: unloaded") >= 5)
+
+    # --- what the live reader captured ---
+    stats_path = os.path.join(OUT, "capture.bin.stats.json")
+    st = json.load(open(stats_path)) if os.path.exists(stats_path) else {}
+    cap = Capture(os.path.join(OUT, "capture.bin"))
+    summary = {"records": cap.n, "bytes": cap.bytes,
+               **{k: v for k, v in st.items() if k.startswith("kernel_")}}
+    check("capture decodes cleanly", cap.n > 0 and not cap.stats.bad_length and
+          cap.stats.bad_offset is None, json.dumps(summary))
+    check("records merged in timestamp order", bool((cap.cols["ts"][1:] >= cap.cols["ts"][:-1]).all()))
+    check("kernel counted what the reader got", st.get("kernel_events") == st.get("records"),
+          f"kernel {st.get('kernel_events')} reader {st.get('records')}")
+    check("no drops (buffer full)", st.get("kernel_drops_full", -1) == 0,
+          f"drops_full={st.get('kernel_drops_full')}")
+    wl = json.load(open(os.path.join(OUT, "workload.json")))
+    for exp in wl["expect"]:
+        got, why = cap.find(exp)
+        want = exp["fields"].get("count", 1)
+        check(f"captured: {exp['what']}", got >= want and (want == 1 or got <= want + 5),
+              why if got < want else f"{got} records")
+    json.dump({"checks": CHECKS, "summary": summary}, open(os.path.join(OUT, "check.json"), "w"),
+              indent=1)
+
+
+def main() -> int:
+    mode = sys.argv[1]
+    if mode == "test":
+        check_test()
+    else:
+        import importlib
+        importlib.import_module(f"check_{mode}").run(OUT, check)
+        json.dump({"checks": CHECKS}, open(os.path.join(OUT, "check.json"), "w"), indent=1)
+    failed = [c for c in CHECKS if not c["ok"]]
+    print(f"{len(CHECKS) - len(failed)} passed, {len(failed)} failed")
+    return 1 if failed or not CHECKS else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

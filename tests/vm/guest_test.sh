@@ -1,0 +1,52 @@
+#!/bin/bash
+# Runs inside the VM (chroot into the host's root, overlay-writable).  Results go to
+# /falconet-out; tests/vm/check.py reads them on the host.
+set -u
+O=/falconet-out
+. $O/env.sh
+export PYTHONPATH=$REPO PYTHONDONTWRITEBYTECODE=1
+R() { echo "RESULT $*" | tee -a $O/results.txt; }
+meminfo() { sync; echo 3 > /proc/sys/vm/drop_caches; awk '/^(MemAvailable|VmallocUsed|Percpu):/ {printf "%s=%s ", $1, $2}' /proc/meminfo; }
+cd /
+
+R "kernel $(uname -r) preempt=$(cat /sys/kernel/debug/sched/preempt 2>/dev/null | tr -d '\n')"
+R "mem_before $(meminfo)"
+insmod $O/falconet.ko; R "insmod rc=$?"
+[ -c /dev/falconet ]; R "device rc=$?"
+
+# --- live reader + the scripted workload -------------------------------------------------------
+$PY $O/reader.py --out $O/capture.bin > $O/reader.log 2>&1 &
+READER=$!
+for i in $(seq 1 600); do [ -f $O/capture.bin.ready ] && break; sleep 0.1; done
+R "reader_ready $([ -f $O/capture.bin.ready ] && echo yes || echo no)"
+$PY $O/workload.py $O/workload.json $O/storm > $O/workload.log 2>&1; R "workload rc=$?"
+sleep 0.3
+rmmod falconet 2> $O/rmmod_busy.txt; R "rmmod_while_reading rc=$?"
+kill -TERM $READER; wait $READER; R "reader rc=$?"
+
+# --- unload/reload cycles under load ------------------------------------------------------------
+$O/storm mixed 100000000 > /dev/null &
+L1=$!
+$O/storm getpid 1000000000 > /dev/null &
+L2=$!
+rmmod falconet; R "rmmod_under_load rc=$?"
+for i in 1 2 3; do
+  insmod $O/falconet.ko ring_bytes=$((1 << (20 + i))); R "cycle${i}_insmod rc=$?"
+  $PY $O/reader.py --out $O/cycle$i.bin --seconds 1.5 --discard > $O/cycle$i.log 2>&1; R "cycle${i}_reader rc=$?"
+  rmmod falconet; R "cycle${i}_rmmod rc=$?"
+  [ $i = 1 ] && R "mem_warm $(meminfo)"
+done
+# a reader killed while it has the rings mapped and capture running
+insmod $O/falconet.ko; R "cycle4_insmod rc=$?"
+$PY $O/reader.py --out $O/cycle4.bin --discard > $O/cycle4.log 2>&1 &
+K4=$!
+for i in $(seq 1 600); do [ -f $O/cycle4.bin.ready ] && break; sleep 0.1; done
+sleep 1; kill -KILL $K4; wait $K4 2>/dev/null
+sleep 0.2
+rmmod falconet; R "cycle4_rmmod_after_kill rc=$?"
+kill $L1 $L2; wait $L1 $L2 2>/dev/null
+sleep 0.5
+R "mem_after $(meminfo)"
+R "tainted $(cat /proc/sys/kernel/tainted)"
+dmesg > $O/dmesg.txt
+R "done"

@@ -1,0 +1,155 @@
+"""The scripted workload run in the guest while the live reader captures.
+
+    workload.py OUT.json STORM_BINARY
+
+Every action records what the capture must contain (event type, pid, arguments) in OUT.json;
+tests/vm/check.py then looks for each one in the decoded capture.
+"""
+import ctypes
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+libc = ctypes.CDLL(None, use_errno=True)
+libc.syscall.restype = ctypes.c_long
+ME = os.getpid()
+EXPECT = []
+
+
+def expect(what, type_, who, **fields):
+    """`who` is the pid (tgid) that must have produced the record, None for any."""
+    EXPECT.append({"what": what, "type": type_, "pid": who, "fields": fields})
+
+
+def main(out: str, storm: str) -> None:
+    # 1. exec of a shell
+    p = subprocess.run(["/bin/sh", "-c", "echo falconet-shell"], capture_output=True)
+    assert p.stdout == b"falconet-shell\n"
+    sh = subprocess.Popen(["/bin/sh", "-c", "exit 3"])
+    sh.wait()
+    expect("exec of a shell", "execve", sh.pid, ret=0, filename="/bin/sh",
+           args="/bin/sh\0-c\0exit 3", exepath="/usr/bin/dash|/bin/dash|/usr/bin/bash|/bin/bash",
+           comm="sh")
+    expect("shell exit status", "procexit", sh.pid, ret=3 << 8, last=1)
+    expect("fork of the shell", "procfork", ME, child_pid=sh.pid)
+    # a failed exec is recorded at sys_exit with the arguments as passed
+    try:
+        os.execv("/nonexistent/falconet", ["falconet-missing", "x"])
+    except OSError:
+        pass
+    expect("failed execve", "execve", ME, ret=-2, filename="/nonexistent/falconet",
+           args="falconet-missing\0x")
+
+    # 2. reading /etc/shadow
+    with open("/etc/shadow", "rb") as f:
+        fd = f.fileno()
+        f.read()
+    expect("read /etc/shadow", "openat", ME, ret=fd, dirfd=-100, flags=os.O_RDONLY | os.O_CLOEXEC,
+           name="/etc/shadow", fullpath="/etc/shadow")
+
+    # 3. writing under /etc
+    with open("/etc/falconet-vm-test.conf", "w") as f:
+        fd = f.fileno()
+        f.write("written by the falconet VM test\n")
+    expect("write under /etc", "openat", ME, ret=fd, dirfd=-100,
+           flags=os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, mode=0o666,
+           name="/etc/falconet-vm-test.conf", fullpath="/etc/falconet-vm-test.conf")
+    os.mkdir("/etc/falconet.d", 0o750)
+    expect("mkdir under /etc", "mkdir", ME, ret=0, mode=0o750, path="/etc/falconet.d")
+    os.chmod("/etc/falconet-vm-test.conf", 0o600)
+    expect("chmod", "fchmodat", ME, ret=0, dirfd=-100, mode=0o600,
+           filename="/etc/falconet-vm-test.conf")
+    os.rename("/etc/falconet-vm-test.conf", "/etc/falconet.d/moved.conf")
+    expect("rename", "rename", ME, ret=0, oldpath="/etc/falconet-vm-test.conf",
+           newpath="/etc/falconet.d/moved.conf")
+    os.symlink("/etc/shadow", "/etc/falconet.d/shadow-link")
+    expect("symlink", "symlink", ME, ret=0, target="/etc/shadow",
+           linkpath="/etc/falconet.d/shadow-link")
+    os.unlink("/etc/falconet.d/shadow-link")
+    expect("unlink", "unlink", ME, ret=0, path="/etc/falconet.d/shadow-link")
+    os.unlink("/etc/falconet.d/moved.conf")
+    os.rmdir("/etc/falconet.d")
+    expect("rmdir", "rmdir", ME, ret=0, path="/etc/falconet.d")
+
+    # 4. connect to a loopback port (and the accept on the other side)
+    srv = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    srv.bind(("127.0.0.1", 0))
+    srv.listen(1)
+    port = srv.getsockname()[1]
+    cli = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    cli.connect(("127.0.0.1", port))
+    lport = cli.getsockname()[1]
+    conn, _ = srv.accept()
+    expect("bind", "bind", ME, ret=0, fd=srv.fileno(), addr=f"inet:127.0.0.1:{port}")
+    expect("listen", "listen", ME, ret=0, fd=srv.fileno(), backlog=1)
+    expect("connect to loopback", "connect", ME, ret=0, fd=cli.fileno(),
+           addr=f"inet:127.0.0.1:{port}", laddr=f"inet:127.0.0.1:{lport}")
+    expect("accept", "accept4", ME, ret=conn.fileno(), fd=srv.fileno(),
+           addr=f"inet:127.0.0.1:{lport}", laddr=f"inet:127.0.0.1:{port}")
+    cli.send(b"ping")
+    conn.recv(4)
+    for s in (conn, cli, srv):
+        s.close()
+
+    # 5. a ptrace
+    child = os.fork()
+    if child == 0:
+        time.sleep(30)
+        os._exit(0)
+    r = libc.ptrace(16, child, None, None)  # PTRACE_ATTACH
+    assert r == 0, ctypes.get_errno()
+    os.waitpid(child, 0)
+    libc.ptrace(17, child, None, None)  # PTRACE_DETACH
+    os.kill(child, signal.SIGKILL)
+    os.waitpid(child, 0)
+    expect("ptrace attach", "ptrace", ME, ret=0, request=16, pid=child)
+    expect("kill", "kill", ME, ret=0, pid=child, sig=9)
+
+    # 6. module load attempts: init_module with a bogus image, finit_module through modprobe
+    img = ctypes.create_string_buffer(b"\x7fELF not really a module", 64)
+    r = libc.syscall(175, img, 64, b"falconet_param=1")
+    err = ctypes.get_errno()
+    expect("init_module attempt", "init_module", ME, ret=-err, length=64, uargs="falconet_param=1")
+    mp = subprocess.run(["modprobe", "dummy", "numdummies=0"], capture_output=True)
+    expect("modprobe (finit_module)", "finit_module", None, ret=0 if mp.returncode == 0 else None,
+           uargs="numdummies=0")
+    subprocess.run(["rmmod", "dummy"], capture_output=True)
+    expect("rmmod (delete_module)", "delete_module", None, name="dummy")
+
+    # 7. credentials, memfd, chdir, dup2, socketpair
+    c = os.fork()
+    if c == 0:
+        os.setuid(65534)
+        os._exit(0)
+    os.waitpid(c, 0)
+    expect("setuid", "setuid", c, ret=0, uid=65534)
+    mfd = os.memfd_create("falconet-memfd", os.MFD_CLOEXEC)
+    expect("memfd_create", "memfd_create", ME, ret=mfd, name="falconet-memfd",
+           flags=os.MFD_CLOEXEC)
+    os.dup2(mfd, 99)
+    expect("dup2/dup3", "dup3|dup2", ME, ret=99, oldfd=mfd, newfd=99)
+    os.close(99)
+    expect("close", "close", ME, ret=0, fd=99)
+    os.close(mfd)
+    os.chdir("/tmp")
+    expect("chdir", "chdir", ME, ret=0, path="/tmp")
+    a, b = socket.socketpair()
+    expect("socketpair", "socketpair", ME, ret=0, domain=1, fd1=a.fileno(), fd2=b.fileno())
+    a.close()
+    b.close()
+
+    # 8. syscall storm
+    n = int(os.environ.get("STORM_N", "200000"))
+    sp = subprocess.Popen([storm, "getpid", str(n)], stdout=subprocess.PIPE, text=True)
+    print(sp.communicate()[0].strip(), flush=True)
+    expect("syscall storm", "getpid", sp.pid, count=n)
+
+    with open(out, "w") as f:
+        json.dump({"pid": ME, "expect": EXPECT, "storm_n": n}, f, indent=1)
+
+if __name__ == "__main__":
+    main(sys.argv[1], sys.argv[2])
