@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import signal
 import sys
 
@@ -85,12 +86,21 @@ def main(argv: list[str] | None = None) -> int:
         return e.exit_code
     except KeyboardInterrupt:
         return 130
+    except MemoryError:
+        print("falconet: out of memory", file=sys.stderr)
+        return 1
     except BrokenPipeError:
         # Output closed early (e.g. `| head`): not an error worth a traceback.
         try:
             sys.stdout = None  # type: ignore[assignment]
         finally:
             return 0
+    except Exception as e:  # noqa: BLE001 - a bug: one line for users, the trace on request
+        if os.environ.get("FALCONET_DEBUG"):
+            raise
+        print(f"falconet: internal error: {type(e).__name__}: {e} (this is a bug; run with "
+              f"FALCONET_DEBUG=1 for the traceback and report it)", file=sys.stderr)
+        return 70
 
 
 def entry() -> None:

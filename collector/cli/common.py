@@ -110,8 +110,10 @@ def build_engine(args: argparse.Namespace, cfg: Config, hostname: str | None = N
 def build_state(strings: Any, snapshot: dict | None) -> Any:
     try:
         from ..state import StateEngine
-    except ModuleNotFoundError as e:
-        if e.name and e.name.startswith("collector.state"):
+    except ImportError as e:
+        # The state engine is an optional stage while it is being built: a missing package
+        # (or one without StateEngine yet) means batches go to the rules unenriched.
+        if (getattr(e, "name", None) or "collector.state").startswith("collector.state"):
             return None
         raise
     return StateEngine(strings, snapshot=snapshot)
