@@ -104,20 +104,13 @@ def record_offsets(buf: bytes | memoryview, start: int = 0) -> tuple[list[int], 
     """Offsets of the whole records in ``buf`` and the end of the last one.
 
     Stops at the first record whose length is impossible (too short, unaligned, beyond the
-    buffer): that is where the valid prefix ends.
+    buffer): that is where the valid prefix ends.  The length chase is the decoder's own
+    (collector.decode_py), so capture files and decoding agree on framing.
     """
-    view = memoryview(buf)
-    n = len(view)
-    offs = []
-    off = start
-    hdr = abi.HDR_SIZE
-    while off + hdr <= n:
-        ln = view[off] | (view[off + 1] << 8)
-        if ln < hdr or ln & 7 or off + ln > n:
-            break
-        offs.append(off)
-        off += ln
-    return offs, off
+    from .decode_py import _record_offsets
+    b = np.frombuffer(buf, np.uint8)[start:]
+    slots, end, _ = _record_offsets(b)
+    return (slots * 8 + start).tolist(), end + start
 
 
 @dataclass
