@@ -51,11 +51,47 @@ static uint32_t bad_reason(const struct fnet_event_hdr *h, size_t left)
 	return FNET_BAD_VLEN;
 }
 
+/* Equal bytes, for the short strings here: 8-byte words, no libc call. */
+static inline int bytes_eq(const uint8_t *a, const uint8_t *b, uint32_t l)
+{
+	uint64_t x, y;
+
+	while (l >= 8) {
+		memcpy(&x, a, 8);
+		memcpy(&y, b, 8);
+		if (x != y)
+			return 0;
+		a += 8;
+		b += 8;
+		l -= 8;
+	}
+	while (l--)
+		if (*a++ != *b++)
+			return 0;
+	return 1;
+}
+
 uint32_t fnet_decode(const uint8_t *buf, size_t size, uint64_t first_num,
 		     struct fnet_strtab *strings, const struct fnet_columns *c,
 		     struct fnet_decode_stats *st)
 {
+	/* Local copies of the column pointers: stores through them may not alias `c`, so the
+	 * compiler need not reload 20 pointers after every store. */
+	uint64_t *restrict num = c->num, *restrict ts = c->ts;
+	uint16_t *restrict cpu = c->cpu, *restrict type = c->type, *restrict flags = c->flags;
+	int64_t *restrict tid = c->tid, *restrict pid = c->pid, *restrict ret = c->ret;
+	int64_t *restrict a0 = c->a[0], *restrict a1 = c->a[1], *restrict a2 = c->a[2],
+		*restrict a3 = c->a[3], *restrict a4 = c->a[4], *restrict a5 = c->a[5];
+	uint32_t *restrict v0 = c->v[0], *restrict v1 = c->v[1], *restrict v2 = c->v[2],
+		 *restrict v3 = c->v[3], *restrict v4 = c->v[4], *restrict v5 = c->v[5];
+	uint32_t *const vcol[FNET_NUM_VARS] = { v0, v1, v2, v3, v4, v5 };
+	const uint32_t cap = c->cap;
 	struct fnet_event_hdr h;
+	struct {
+		const uint8_t *p;
+		uint32_t len, id;
+	} last[FNET_NUM_VARS] = { { 0 } }; /* within this buffer only: p points into it */
+	uint64_t bytes = 0, unknown = 0, unknown_bytes = 0;
 	size_t off = 0;
 	uint32_t n = 0;
 
@@ -78,50 +114,81 @@ uint32_t fnet_decode(const uint8_t *buf, size_t size, uint64_t first_num,
 		uint32_t info = h.type < FNET_NUM_EVENT_TYPES ? ev_info[h.type] : 0;
 
 		if (!info) {
-			st->unknown_type++;
-			st->unknown_type_bytes += h.len;
+			unknown++;
+			unknown_bytes += h.len;
 			off += h.len;
 			continue;
 		}
-		if (n == c->cap)
+		if (n == cap)
 			break;
-		c->num[n] = first_num + n;
-		c->ts[n] = h.ts;
-		c->cpu[n] = h.cpu;
-		c->tid[n] = h.tid;
-		c->pid[n] = h.pid;
-		c->type[n] = h.type;
-		c->flags[n] = h.flags;
-		c->ret[n] = h.ret;
-		for (int i = 0; i < FNET_NUM_ARGS; i++)
-			c->a[i][n] = (int64_t)h.arg[i];
+		num[n] = first_num + n;
+		ts[n] = h.ts;
+		cpu[n] = h.cpu;
+		tid[n] = h.tid;
+		pid[n] = h.pid;
+		type[n] = h.type;
+		flags[n] = h.flags;
+		ret[n] = h.ret;
+		a0[n] = (int64_t)h.arg[0];
+		a1[n] = (int64_t)h.arg[1];
+		a2[n] = (int64_t)h.arg[2];
+		a3[n] = (int64_t)h.arg[3];
+		a4[n] = (int64_t)h.arg[4];
+		a5[n] = (int64_t)h.arg[5];
 
-		const uint8_t *vp = p + FNET_HDR_SIZE;
+		/* Defaults first (named slot: empty = 1, unused: absent = 0), then the parts. */
+		v0[n] = info & 1u;
+		v1[n] = (info >> 1) & 1u;
+		v2[n] = (info >> 2) & 1u;
+		v3[n] = (info >> 3) & 1u;
+		v4[n] = (info >> 4) & 1u;
+		v5[n] = (info >> 5) & 1u;
+		if (vsum) {
+			const uint8_t *vp = p + FNET_HDR_SIZE;
+			const uint8_t *prev_p = NULL;
+			uint32_t prev_l = 0, prev_id = 0;
 
-		for (int i = 0; i < FNET_NUM_VARS; i++) {
-			uint32_t l = h.vlen[i];
+			for (int i = 0; i < FNET_NUM_VARS; i++) {
+				uint32_t l = h.vlen[i], id;
 
-			if (l) {
-				c->v[i][n] = fnet_strtab_intern(strings, vp, l);
+				if (!l)
+					continue;
+				/* Two cheap shortcuts before the table: the record's previous part
+				 * (openat's name == fullpath for absolute paths) and this slot's
+				 * value in the previous record (a process repeating itself). */
+				if (l == prev_l && bytes_eq(vp, prev_p, l))
+					id = prev_id;
+				else if (l == last[i].len && bytes_eq(vp, last[i].p, l))
+					id = last[i].id;
+				else
+					id = fnet_strtab_intern(strings, vp, l);
+				last[i].p = vp;
+				last[i].len = l;
+				last[i].id = id;
+				prev_p = vp;
+				prev_l = l;
+				prev_id = id;
+				vcol[i][n] = id;
 				vp += l;
-			} else {
-				c->v[i][n] = (info >> i) & 1u; /* named: empty (1); unused: absent (0) */
 			}
 		}
 		n++;
 		off += h.len;
-		st->bytes += h.len;
+		bytes += h.len;
 	}
-	st->records = n;
 	st->consumed = off;
-	return n;
+	goto out;
 
 bad:
 	st->bad_length = 1;
 	st->bad_length_bytes = size - off;
 	st->bad_offset = (int64_t)off;
 	st->bad_reason = bad_reason(&h, size - off);
-	st->records = n;
 	st->consumed = size;
+out:
+	st->records = n;
+	st->bytes = bytes;
+	st->unknown_type = unknown;
+	st->unknown_type_bytes = unknown_bytes;
 	return n;
 }

@@ -37,7 +37,7 @@ struct fnet_strtab {
 	struct chunk *arena;
 };
 
-/* 8 bytes per step (a multiply-xorshift mix per word, then a final avalanche): strings here
+/* 8 bytes per step (xor-multiply per word, then a final avalanche): strings here
  * are paths, names and socket addresses of 4..200 bytes, where byte-at-a-time FNV-1a spent
  * most of the decoder's time. */
 static inline uint64_t mix64(uint64_t h)
@@ -48,6 +48,25 @@ static inline uint64_t mix64(uint64_t h)
 	return h;
 }
 
+static inline int bytes_eq(const uint8_t *a, const uint8_t *b, uint32_t l)
+{
+	uint64_t x, y;
+
+	while (l >= 8) {
+		memcpy(&x, a, 8);
+		memcpy(&y, b, 8);
+		if (x != y)
+			return 0;
+		a += 8;
+		b += 8;
+		l -= 8;
+	}
+	while (l--)
+		if (*a++ != *b++)
+			return 0;
+	return 1;
+}
+
 static uint64_t strtab_hash(const uint8_t *p, uint32_t len)
 {
 	uint64_t h = 0x9e3779b97f4a7c15ULL ^ ((uint64_t)len * 0xff51afd7ed558ccdULL);
@@ -55,16 +74,28 @@ static uint64_t strtab_hash(const uint8_t *p, uint32_t len)
 
 	while (len >= 8) {
 		memcpy(&w, p, 8);
-		h = (h ^ w) * 0x100000001b3ULL;
-		h ^= h >> 29;
+		h = (h ^ w) * 0x100000001b3ULL; /* a bijection of h for each w: mix64 spreads it */
 		p += 8;
 		len -= 8;
 	}
-	if (len) {
+	if (len) { /* 1..7 bytes: at most three fixed-size loads instead of a memcpy call */
+		uint32_t w4 = 0;
+		uint16_t w2 = 0;
+
 		w = 0;
-		memcpy(&w, p, len);
+		if (len & 4) {
+			memcpy(&w4, p, 4);
+			w = w4;
+			p += 4;
+		}
+		if (len & 2) {
+			memcpy(&w2, p, 2);
+			w |= (uint64_t)w2 << (8 * (len & 4));
+			p += 2;
+		}
+		if (len & 1)
+			w |= (uint64_t)*p << (8 * (len & 6));
 		h = (h ^ w) * 0x100000001b3ULL;
-		h ^= h >> 29;
 	}
 	return mix64(h) | 1; /* never 0 */
 }
@@ -131,7 +162,7 @@ static uint32_t strtab_find(const struct fnet_strtab *t, const uint8_t *p, uint3
 		if (s->hash == h) {
 			const struct str_ent *e = &t->ents[s->id];
 
-			if (e->len == len && (len == 0 || memcmp(e->p, p, len) == 0))
+			if (e->len == len && bytes_eq(e->p, p, len))
 				return s->id;
 		}
 		j = (j + 1) & t->mask;
