@@ -338,17 +338,12 @@ def _open_arg(batch: EventBatch, name: str) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _is_open(pred: Callable[[np.ndarray, np.ndarray], np.ndarray]) -> Extractor:
+    # evt.is_open_read/_write/_exec are registered with the state fields
+    # (collector/state/fields.py); evt.is_open_create follows the same convention.
     def ex(batch: EventBatch, arg: str | None) -> Values:
         is_open, flags = _open_arg(batch, "flags")
-        if pred is _exec_pred:
-            _, mode = _open_arg(batch, "mode")
-            return Values("bool", is_open & pred(flags, mode))
-        return Values("bool", is_open & pred(flags, None))
+        return Values("bool", is_open & pred(flags, None), is_open)
     return ex
-
-
-def _exec_pred(flags: np.ndarray, mode: np.ndarray) -> np.ndarray:
-    return ((flags & 0o100) != 0) & ((mode & 0o111) != 0)
 
 
 def _evt_buffer(batch: EventBatch, arg: str | None) -> Values:
@@ -433,14 +428,8 @@ for _fd in (
              columns=("type", "ret") + _ARGCOLS),
     FieldDef("evt.dir", "charbuf", "'<' for exit events, '>' for enter events (.scap captures)",
              _evt_dir, columns=("dir",)),
-    FieldDef("evt.is_open_read", "bool", "an open-family call with read access (O_RDONLY/O_RDWR)",
-             _is_open(lambda f, m: (f & 3) != 1), columns=("type", "a0", "a1")),
-    FieldDef("evt.is_open_write", "bool", "an open-family call with write access (O_WRONLY/O_RDWR)",
-             _is_open(lambda f, m: (f & 3) != 0), columns=("type", "a0", "a1")),
     FieldDef("evt.is_open_create", "bool", "an open-family call with O_CREAT",
              _is_open(lambda f, m: (f & 0o100) != 0), columns=("type", "a0", "a1")),
-    FieldDef("evt.is_open_exec", "bool", "an open-family call creating a file with execute bits",
-             _is_open(_exec_pred), columns=("type", "a0", "a1", "a2")),
     FieldDef("evt.buffer", "bytebuf", "the I/O buffer (not captured by Falconet: always <NA>)",
              _evt_buffer),
     FieldDef("evt.time.s", "abstime", "event time as HH:MM:SS", _evt_time, columns=("ts",)),
@@ -473,3 +462,17 @@ except ModuleNotFoundError:   # no collector.state package at all
     _state_spec = None
 if _state_spec is not None:
     from .state import fields as _state_fields  # noqa: E402,F401
+
+# evt.is_open_read/_write/_exec are registered by the state fields (collector/state/fields.py);
+# these fallbacks keep them available when the state engine is not installed.
+for _fd in (
+    FieldDef("evt.is_open_read", "bool", "an open-family call with read access (O_RDONLY/O_RDWR)",
+             _is_open(lambda f, m: (f & 3) != 1), columns=("type", "a0", "a1")),
+    FieldDef("evt.is_open_write", "bool", "an open-family call with write access (O_WRONLY/O_RDWR)",
+             _is_open(lambda f, m: (f & 3) != 0), columns=("type", "a0", "a1")),
+    FieldDef("evt.is_open_exec", "bool", "an open-family call with FMODE_EXEC (0x20) in its flags",
+             _is_open(lambda f, m: (f & 0x20) != 0), columns=("type", "a0", "a1")),
+):
+    if _fd.name not in REGISTRY:
+        register(_fd)
+

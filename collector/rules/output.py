@@ -100,11 +100,7 @@ def _extract(batch, expr):
     from .plan import Ctx, LutCache, eval_expr  # transformers share the plan's code
     ctx = Ctx(batch, None, {})
     if isinstance(expr, FieldRef):
-        key = expr.key
-        if expr.fdef.name in ("proc.aname", "proc.aexe", "proc.aexepath", "proc.acmdline",
-                              "proc.apid") and key is None:
-            key = "1"
-        kind, data, valid = ctx.field(expr.fdef.name, key)
+        kind, data, valid = ctx.field(expr.fdef.name, expr.key)
     else:
         kind, data, valid = eval_expr(ctx, expr, LutCache())
     return kind, data, valid, expr_type(expr)
@@ -124,9 +120,16 @@ _TIME_FMT = {
 def _value(batch, col, expr, i: int):
     """(text, JSON value) of one cell, as Falco renders them."""
     kind, data, valid, ftype = col
-    if valid is not None and not valid[i]:
+    if data.ndim == 2:        # multi-valued: the first present value
+        row_valid = valid[i] if valid is not None else np.ones(data.shape[1], bool)
+        js = np.flatnonzero(row_valid)
+        if len(js) == 0:
+            return NA_TEXT, None
+        x = data[i, js[0]].item()
+    elif valid is not None and not valid[i]:
         return NA_TEXT, None
-    x = data[i].item()
+    else:
+        x = data[i].item()
     if kind == "str":
         if x == 0:
             return NA_TEXT, None

@@ -25,10 +25,9 @@ import numpy as np
 
 from .. import fields
 from ..batch import NA
-from .check import ANCESTOR_FIELDS, b64
+from .check import b64
 from .parser import And, Cmp, FieldRef, Not, Or, Transform
 
-MAX_ANCESTORS = 32
 NARROW = 0.25     # narrow to an index once fewer than this fraction of rows stay undecided
 
 
@@ -177,12 +176,16 @@ def _str_pred(op: str, values: tuple):
 
 
 def _ip_pred(op: str, values: tuple):
+    """An address field against networks/addresses; a value that is no address never
+    matches (``!=`` included)."""
+    neg = op == "!="
+
     def p(t, b):
         try:
             a = ipaddress.ip_address(t)
         except ValueError:
             return False
-        return any(a.version == n.version and a in n for n in values)
+        return any(a.version == n.version and a in n for n in values) != neg
     return p
 
 
@@ -285,15 +288,11 @@ class CmpPlan:
     """One comparison.  ``lhs``/``rhs`` field expressions are evaluated to (kind, data,
     valid) per group; the predicate picks its path from the runtime kind."""
 
-    __slots__ = ("c", "luts", "ancestor", "_pred_key", "_nums", "_eq_text")
+    __slots__ = ("c", "luts", "_pred_key", "_nums", "_eq_text")
 
     def __init__(self, c: Cmp, luts: LutCache):
         self.c = c
         self.luts = luts
-        base = c.lhs
-        while isinstance(base, Transform):
-            base = base.inner
-        self.ancestor = base.fdef.name in ANCESTOR_FIELDS and base.key is None
         vals = c.values if isinstance(c.values, tuple) else None
         self._pred_key = (c.kind, c.op, vals)
         self._eq_text = vals[0] if (vals and c.kind == "str" and c.op in ("=", "!=")) else None
@@ -305,21 +304,9 @@ class CmpPlan:
         return eval_expr(ctx, e, self.luts, key_override)
 
     def eval(self, ctx: Ctx, sel):
-        c = self.c
-        if not self.ancestor:
-            kind, data, valid = self.expr(ctx, c.lhs)
-            return self.compare(ctx, sel, kind, data, valid)
-        res = np.zeros(ctx.n if sel is None else len(sel), dtype=bool)
-        alive = np.ones_like(res)
-        for level in range(1, MAX_ANCESTORS + 1):
-            kind, data, valid = self.expr(ctx, c.lhs, str(level))
-            v = valid if valid is not None else np.ones(ctx.n, bool)
-            v = v if sel is None else v[sel]
-            alive &= v
-            if not alive.any():
-                break
-            res |= alive & self.compare(ctx, sel, kind, data, valid)
-        return res
+        kind, data, valid = self.expr(ctx, self.c.lhs)
+        m = self.compare(ctx, sel, kind, data, valid)
+        return m.any(axis=1) if m.ndim == 2 else m
 
     def compare(self, ctx: Ctx, sel, kind, data, valid):
         c = self.c
@@ -328,18 +315,18 @@ class CmpPlan:
             if valid is not None:
                 valid = valid[sel]
         if c.op == "exists":
-            return valid.copy() if valid is not None else np.ones(len(data), bool)
+            return valid.copy() if valid is not None else np.ones(data.shape, bool)
         if isinstance(c.values, (FieldRef, Transform)):
             m = self.compare_fields(ctx, sel, kind, data, valid)
         elif c.kind in ("str", "ip"):
             if kind != "str":
                 data, kind = _ints_to_ids(ctx.strings, data), "str"
-            if self._eq_text is not None:
+            if self._eq_text is not None and c.kind == "str":
                 vid = ctx.strings.lookup(self._eq_text)
                 if c.op == "=":
-                    m = data == vid if vid is not None else np.zeros(len(data), bool)
+                    m = data == vid if vid is not None else np.zeros(data.shape, bool)
                 else:
-                    m = data != vid if vid is not None else np.ones(len(data), bool)
+                    m = data != vid if vid is not None else np.ones(data.shape, bool)
                     m &= data != NA
             else:
                 key = self._pred_key
@@ -349,8 +336,6 @@ class CmpPlan:
                     make = lambda: Lut(_str_pred(c.op, c.values), bool)  # noqa: E731
                 lut = self.luts.get(key, make)
                 m = lut.table(ctx.strings)[data]
-                if c.kind == "ip" and c.op == "!=":
-                    m = ~m & (data != NA)
         else:
             if kind == "str":
                 data = _ids_to_ints(self.luts, ctx.strings, data)
@@ -366,7 +351,14 @@ class CmpPlan:
         if sel is not None:
             rdata = rdata[sel]
             rvalid = rvalid[sel] if rvalid is not None else None
-        ok = rvalid if rvalid is not None else np.ones(len(rdata), bool)
+        ok = rvalid if rvalid is not None else np.ones(rdata.shape, bool)
+        if data.ndim != rdata.ndim:          # multi-valued on one side: any value
+            if data.ndim == 1:
+                data = data[:, None]
+            else:
+                rdata, ok = rdata[:, None], ok[:, None]
+        data, rdata = np.broadcast_arrays(data, rdata)
+        ok = np.broadcast_to(ok, data.shape)
         if kind != "str" and rk != "str":
             return _num_op(c.op, data, None, rdata) & ok
         if kind != "str":
@@ -378,7 +370,7 @@ class CmpPlan:
         if c.op == "!=":
             return (data != rdata) & ok & (rdata != NA)
         # other string operators: once per distinct (lhs, rhs) pair
-        pair = (data.astype(np.uint64) << np.uint64(32)) | rdata.astype(np.uint64)
+        pair = ((data.astype(np.uint64) << np.uint64(32)) | rdata.astype(np.uint64)).reshape(-1)
         uniq, inv = np.unique(pair, return_inverse=True)
         strings = ctx.strings
         out = np.empty(len(uniq), bool)
@@ -390,7 +382,7 @@ class CmpPlan:
             vb = strings.get(b)
             vals = (vb,) if c.op in ("bcontains", "bstartswith") else (strings.text(b),)
             out[j] = _str_pred(c.op, vals)(strings.text(a), strings.get(a))
-        return out[inv.reshape(-1)] & ok
+        return out[inv.reshape(-1)].reshape(data.shape) & ok
 
 
 _BAD = np.iinfo(np.int64).min
@@ -424,7 +416,7 @@ def _ints_to_ids(strings, data) -> np.ndarray:
         return np.where(data, np.uint32(t), np.uint32(f)).astype(np.uint32)
     uniq, inv = np.unique(data, return_inverse=True)
     ids = np.fromiter((strings.intern(str(int(u))) for u in uniq), np.uint32, len(uniq))
-    return ids[inv.reshape(-1)]
+    return ids[inv.reshape(-1)].reshape(data.shape)
 
 
 def _parse_num(t, b):

@@ -18,10 +18,9 @@ import os
 import re
 
 from .. import fields
-from .check import ANCESTOR_FIELDS, b64
+from .check import b64
 from .parser import And, Cmp, FieldRef, FieldValue, Not, Or, Transform
 
-MAX_ANCESTORS = 32
 
 
 class Row:
@@ -47,38 +46,40 @@ class Evaluator:
             self._cache[k] = v
         return v
 
-    def raw(self, ref: FieldRef, i: int, key=None):
-        """Python value of a field at row i (str / int / bool / bytes for str ids), or None."""
-        kind, data, valid = self._field(ref.fdef.name, ref.key if key is None else key)
+    def raw(self, ref: FieldRef, i: int):
+        """Python value of a field at row i (bytes for strings, int, bool), None when
+        absent, or a list of the present values for a multi-valued (2-D) field."""
+        kind, data, valid = self._field(ref.fdef.name, ref.key)
+        conv = (lambda x: self.strings.get(x)) if kind == "str" else bool if kind == "bool" else int
+        if data.ndim == 2:
+            return [conv(data[i, j].item()) for j in range(data.shape[1]) if valid[i, j]]
         if not valid[i]:
             return None
-        x = data[i].item()
-        if kind == "str":
-            return self.strings.get(x)      # bytes
-        if kind == "bool":
-            return bool(x)
-        return int(x)
+        return conv(data[i].item())
 
-    def value(self, expr, i: int, key=None):
+    def value(self, expr, i: int):
         if isinstance(expr, Transform):
-            v = self.value(expr.inner, i, key)
-            if v is None:
+            v = self.value(expr.inner, i)
+            if isinstance(v, list):
+                return [y for y in (self._transform(expr, x) for x in v) if y is not None]
+            return None if v is None else self._transform(expr, v)
+        return self.raw(expr, i)
+
+    def _transform(self, expr, v):
+        if expr.fn == "len":
+            return len(v) if isinstance(v, (bytes, str)) else len(str(v).encode())
+        s = _text(v) if isinstance(v, bytes) else (str(v).lower() if isinstance(v, bool) else str(v))
+        if expr.fn == "tolower":
+            s = s.lower()
+        elif expr.fn == "toupper":
+            s = s.upper()
+        elif expr.fn == "basename":
+            s = s.rsplit("/", 1)[-1]
+        elif expr.fn == "b64":
+            s = b64(s)
+            if s is None:
                 return None
-            if expr.fn == "len":
-                return len(v) if isinstance(v, (bytes, str)) else None
-            s = _text(v)
-            if expr.fn == "tolower":
-                s = s.lower()
-            elif expr.fn == "toupper":
-                s = s.upper()
-            elif expr.fn == "basename":
-                s = s.rsplit("/", 1)[-1]
-            elif expr.fn == "b64":
-                s = b64(s)
-                if s is None:
-                    return None
-            return s.encode("utf-8", "surrogateescape")
-        return self.raw(expr, i, key)
+        return s.encode("utf-8", "surrogateescape")
 
     def run(self, node, i: int) -> bool:
         if isinstance(node, And):
@@ -90,19 +91,12 @@ class Evaluator:
         return self.cmp(node, i)
 
     def cmp(self, c: Cmp, i: int) -> bool:
-        ref = c.lhs
-        base = ref
-        while isinstance(base, Transform):
-            base = base.inner
-        if base.fdef.name in ANCESTOR_FIELDS and base.key is None:
-            for level in range(1, MAX_ANCESTORS + 1):
-                kind, data, valid = self._field(base.fdef.name, str(level))
-                if not valid[i]:
-                    return False
-                if self.cmp_value(c, self.value(ref, i, str(level)), i):
-                    return True
-            return False
-        return self.cmp_value(c, self.value(ref, i), i)
+        v = self.value(c.lhs, i)
+        if isinstance(v, list):          # multi-valued: true if true for any value
+            if c.op == "exists":
+                return len(v) > 0
+            return any(self.cmp_value(c, x, i) for x in v)
+        return self.cmp_value(c, v, i)
 
     def cmp_value(self, c: Cmp, v, i: int) -> bool:
         op = c.op
@@ -112,13 +106,21 @@ class Evaluator:
             return False
         if isinstance(c.values, (FieldRef, Transform)):
             w = self.value(c.values, i)
+            if isinstance(w, list):
+                return any(self._cmp_with(c, v, x, i) for x in w)
             if w is None:
                 return False
-            values = (_text(w) if isinstance(w, bytes) else w,)
-            if isinstance(w, bytes) and op in ("bcontains", "bstartswith"):
-                values = (w,)
-        else:
-            values = c.values
+            return self._cmp_with(c, v, w, i)
+        return self._cmp_values(c, v, c.values)
+
+    def _cmp_with(self, c: Cmp, v, w, i: int) -> bool:
+        values = (_text(w) if isinstance(w, bytes) else w,)
+        if isinstance(w, bytes) and c.op in ("bcontains", "bstartswith"):
+            values = (w,)
+        return self._cmp_values(c, v, values)
+
+    def _cmp_values(self, c: Cmp, v, values) -> bool:
+        op = c.op
         if isinstance(v, bytes) and c.kind in ("str", "ip"):
             if op in ("bcontains", "bstartswith"):
                 b = v

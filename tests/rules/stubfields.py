@@ -37,8 +37,12 @@ INDEXED = {"proc.aname", "proc.aexepath", "proc.aexe"}
 KEYED = {"container.mount.dest"}
 
 
-def _col_extractor(name: str, kind: str):
+def _col_extractor(name: str, kind: str, indexed: bool = False):
     def ex(batch, arg):
+        if indexed and arg is None:      # bare ancestor form: 2-D over levels 1..3
+            parts = [ex(batch, str(k)) for k in (1, 2, 3)]
+            return Values(kind, np.stack([p.data for p in parts], axis=1),
+                          np.stack([p.valid_mask() for p in parts], axis=1))
         col = name if arg is None else f"{name}[{arg}]"
         data = batch.cols.get(col)
         if data is None:
@@ -64,7 +68,7 @@ def ensure_state_fields() -> list[str]:
             if fields.lookup(name) is None:
                 arg = "index" if name in INDEXED else "key" if name in KEYED else "none"
                 fields.register(FieldDef(name, ftype, f"(test stub) {name}",
-                                         _col_extractor(name, _kind(ftype)), arg=arg,
+                                         _col_extractor(name, _kind(ftype), arg == "index"), arg=arg,
                                          columns=(name,)))
                 added.append(name)
     return added
@@ -79,4 +83,5 @@ def register_test_fields() -> None:
         if fields.lookup(name) is None:
             arg = "index" if name == "test.anc" else "none"
             fields.register(FieldDef(name, ftype, f"(test) {name}",
-                                     _col_extractor(name, _kind(ftype)), arg=arg, columns=(name,)))
+                                     _col_extractor(name, _kind(ftype), arg == "index"), arg=arg,
+                                     columns=(name,)))
