@@ -1,0 +1,189 @@
+"""State columns: gathers from the version tables of one batch (identical for both cores).
+
+Every column is computed per *version* (the tables hold one row per distinct process / fd
+state seen in the batch, usually a few hundred) and then gathered to the events with one
+``table[pv]`` -- no Python per event.  Integer columns use NA_INT (int64 min) for "no
+value"; string columns are ids in the batch's StringTable, 0 = absent.  The Falco field
+each column serves is listed in collector/state/fields.py (the one mapping table).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from . import model as M
+from .model import NA_INT
+
+MAX_DEPTH = 64          # ancestors followed at most (cycles / runaway chains)
+ALL_WIDTH = 16          # width of the proc_a*_all columns (fixed, so batches concatenate)
+
+# proc_a<kind>_<N>: the N-th ancestor's value (0 = the process itself);
+# proc_a<kind>_all: 2-D (events x ALL_WIDTH), column k-1 = the k-th ancestor (the bare
+# any-ancestor form and proc.aname[N] up to 16; deeper N: ask for proc_a<kind>_<N>)
+_ANC = re.compile(r"^proc_a(pid|name|exe|exepath|cmdline)_(\d+|all)$")
+
+
+@dataclass
+class Ctx:
+    """One batch's state output."""
+    pv: np.ndarray
+    fv: np.ndarray
+    fdnum: np.ndarray
+    evflags: np.ndarray
+    pvt: np.ndarray
+    fvt: np.ndarray
+    intern: object                      # bytes -> id
+    users: dict
+    groups: dict
+    anc: dict = field(default_factory=dict)   # depth -> ancestor version ids per version
+
+
+def _na_unless(vals: np.ndarray, ok: np.ndarray) -> np.ndarray:
+    return np.where(ok, vals.astype(np.int64), NA_INT)
+
+
+def _name_lut(c: Ctx, ids: np.ndarray, ok: np.ndarray, names: dict) -> np.ndarray:
+    """Per-version string ids of names[id] (users/groups), 0 where unknown."""
+    out = np.zeros(len(ids), np.uint32)
+    for u in np.unique(ids[ok]).tolist():
+        nm = names.get(int(u))
+        if nm is not None:
+            out[ok & (ids == u)] = c.intern(nm.encode("utf-8", "surrogateescape"))
+    return out
+
+
+def _caps(c: Ctx, masks: np.ndarray, ok: np.ndarray) -> np.ndarray:
+    out = np.zeros(len(masks), np.uint32)
+    for m in np.unique(masks[ok]).tolist():
+        out[ok & (masks == m)] = c.intern(M.cap_text(int(m)).encode())
+    return out
+
+
+def _ancestor(c: Ctx, depth: int) -> np.ndarray:
+    """Version id of the depth-th ancestor of every version (0 = unknown)."""
+    a = c.anc.get(depth)
+    if a is None:
+        if depth == 0:
+            a = np.arange(len(c.pvt), dtype=np.uint32)
+        else:
+            a = c.pvt["parent"][_ancestor(c, depth - 1)]
+        c.anc[depth] = a
+    return a
+
+
+def _per_version(c: Ctx, name: str) -> np.ndarray:
+    """The value of a process column for each version row."""
+    t = c.pvt
+    fl = t["flags"]
+    known = (fl & M.PV_KNOWN) != 0
+    if name in ("proc_name", "proc_exe", "proc_exepath", "proc_args", "proc_cmdline",
+                "proc_cwd", "proc_sname", "proc_vpgid_name", "proc_vpgid_exe", "container_id"):
+        return t[name[5:] if name.startswith("proc_") else name]
+    if name == "proc_ppid":
+        return _na_unless(t["ppid"], (fl & M.PV_PPID) != 0)
+    if name == "proc_sid":
+        return _na_unless(t["sid"], (fl & M.PV_SID) != 0)
+    if name == "proc_vpgid":
+        return _na_unless(t["vpgid"], (fl & M.PV_VPGID) != 0)
+    if name == "proc_vpid":
+        host = c.intern(b"host")
+        return _na_unless(t["pid"], (t["container_id"] == host) & (t["pid"] != 0))
+    if name == "proc_tty":
+        return _na_unless(t["tty"], known)
+    if name == "proc_start_ts":
+        return _na_unless(t["start_ts"].view(np.int64), t["start_ts"] != 0)
+    if name == "proc_pflags":
+        return fl
+    if name == "user_uid":
+        return _na_unless(t["euid"], known)
+    if name == "group_gid":
+        return _na_unless(t["egid"], known)
+    if name == "user_loginuid":
+        return _na_unless(t["loginuid"], known)
+    if name == "user_name":
+        return _name_lut(c, t["euid"], known, c.users)
+    if name == "group_name":
+        return _name_lut(c, t["egid"], known, c.groups)
+    if name == "user_loginname":
+        return _name_lut(c, t["loginuid"], known & (t["loginuid"] >= 0), c.users)
+    if name == "thread_cap_effective":
+        return _caps(c, t["cap_eff"], (fl & M.PV_CAPEFF) != 0)
+    if name == "thread_cap_permitted":
+        return _caps(c, t["cap_prm"], (fl & M.PV_CAPS) != 0)
+    if name == "thread_cap_inheritable":
+        return _caps(c, t["cap_inh"], (fl & M.PV_CAPS) != 0)
+    m = _ANC.match(name)
+    if m:
+        kind, d = m.group(1), m.group(2)
+        col = {"pid": "pid", "name": "name", "exe": "exe", "exepath": "exepath",
+               "cmdline": "cmdline"}[kind]
+        if d == "all":
+            anc = np.stack([_ancestor(c, k) for k in range(1, ALL_WIDTH + 1)], axis=1)
+        else:
+            anc = _ancestor(c, min(int(d), MAX_DEPTH))
+        vals = t[col][anc]
+        if kind == "pid":
+            vals = np.where(anc != 0, vals, NA_INT)
+        return vals
+    raise KeyError(name)
+
+
+PROC_COLUMNS = (
+    "proc_name", "proc_exe", "proc_exepath", "proc_args", "proc_cmdline", "proc_cwd",
+    "proc_sname", "proc_vpgid_name", "proc_vpgid_exe", "container_id", "proc_ppid",
+    "proc_sid", "proc_vpgid", "proc_vpid", "proc_tty", "proc_start_ts", "proc_pflags",
+    "user_uid", "group_gid", "user_loginuid", "user_name", "group_name", "user_loginname",
+    "thread_cap_effective", "thread_cap_permitted", "thread_cap_inheritable",
+)
+FD_COLUMNS = (
+    "fd_num", "fd_name", "fd_nameraw", "fd_directory", "fd_filename", "fd_type", "fd_l4proto",
+    "fd_vflags", "fd_oflags", "fd_cip", "fd_sip", "fd_cport", "fd_sport", "fd_lip", "fd_rip",
+    "fd_lport", "fd_rport", "fd_name_changed",
+)
+DEFAULT_COLUMNS = PROC_COLUMNS + FD_COLUMNS + (
+    "proc_aname_1", "proc_aexe_1", "proc_aexepath_1", "proc_acmdline_1", "proc_apid_1",
+    "proc_aname_all", "proc_apid_all", "proc_aexe_all", "proc_aexepath_all")
+
+
+def is_state_column(name: str) -> bool:
+    return name in PROC_COLUMNS or name in FD_COLUMNS or _ANC.match(name) is not None
+
+
+def _fd_column(c: Ctx, name: str) -> np.ndarray:
+    f = c.fvt
+    fv = c.fv
+    if name == "fd_num":
+        return np.where(c.fdnum == M.NO_FD, NA_INT, c.fdnum)
+    if name == "fd_name_changed":
+        return (c.evflags & 1).astype(bool)
+    if name == "fd_vflags":
+        return f["flags"][fv]
+    if name in ("fd_name", "fd_nameraw", "fd_directory", "fd_filename", "fd_type",
+                "fd_l4proto", "fd_oflags", "fd_cip", "fd_sip"):
+        return f[name[3:]][fv]
+    if name in ("fd_cport", "fd_sport"):
+        ip = f[name[3] + "ip"]
+        return np.where(ip != 0, f[name[3:]].astype(np.int64), NA_INT)[fv]
+    server = (f["flags"] & M.FV_SERVER) != 0
+    if name in ("fd_lip", "fd_rip"):
+        local = name == "fd_lip"
+        return np.where(server == local, f["sip"], f["cip"])[fv]
+    if name in ("fd_lport", "fd_rport"):
+        local = name == "fd_lport"
+        ip = np.where(server == local, f["sip"], f["cip"])
+        port = np.where(server == local, f["sport"], f["cport"]).astype(np.int64)
+        return np.where(ip != 0, port, NA_INT)[fv]
+    raise KeyError(name)
+
+
+def compute(c: Ctx, names) -> dict[str, np.ndarray]:
+    out: dict[str, np.ndarray] = {}
+    for name in names:
+        if name.startswith("fd_"):
+            out[name] = _fd_column(c, name)
+        else:
+            out[name] = _per_version(c, name)[c.pv]
+    return out

@@ -1,0 +1,678 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * state.c - tables and versioning of the state engine (see state.h for the model).
+ * The per-event-type transitions live in state_events.c; this file holds the hash map,
+ * the process and fd-info slabs, version making, seeding, snapshot dumps and stats.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "state_int.h"
+
+/* ---- u64 -> u32 hash map: linear probing, backward-shift deletion -------------------------- */
+
+static inline uint32_t hm_slot(const struct hmap *m, uint64_t key)
+{
+	return (uint32_t)((key * 0x9E3779B97F4A7C15ULL) >> 32) & m->mask;
+}
+
+int hm_init(struct hmap *m, uint32_t cap)
+{
+	uint32_t n = 16;
+
+	while (n < cap * 2)
+		n <<= 1;
+	m->keys = calloc(n, sizeof(*m->keys));
+	m->vals = calloc(n, sizeof(*m->vals));
+	m->mask = n - 1;
+	m->count = 0;
+	return (m->keys && m->vals) ? 0 : -1;
+}
+
+void hm_free(struct hmap *m)
+{
+	free(m->keys);
+	free(m->vals);
+}
+
+uint32_t hm_get(const struct hmap *m, uint64_t key)
+{
+	uint64_t k = key + 1;
+	uint32_t j = hm_slot(m, k);
+
+	for (;;) {
+		if (m->keys[j] == k)
+			return m->vals[j];
+		if (!m->keys[j])
+			return 0;
+		j = (j + 1) & m->mask;
+	}
+}
+
+static int hm_grow(struct hmap *m)
+{
+	struct hmap n;
+
+	if (hm_init(&n, (m->mask + 1)) < 0) {
+		hm_free(&n);
+		return -1;
+	}
+	for (uint32_t i = 0; i <= m->mask; i++) {
+		if (!m->keys[i])
+			continue;
+		uint32_t j = hm_slot(&n, m->keys[i]);
+
+		while (n.keys[j])
+			j = (j + 1) & n.mask;
+		n.keys[j] = m->keys[i];
+		n.vals[j] = m->vals[i];
+	}
+	n.count = m->count;
+	hm_free(m);
+	*m = n;
+	return 0;
+}
+
+int hm_put(struct hmap *m, uint64_t key, uint32_t val)
+{
+	uint64_t k = key + 1;
+	uint32_t j;
+
+	if ((m->count + 1) * 2 > m->mask + 1 && hm_grow(m) < 0)
+		return -1;
+	j = hm_slot(m, k);
+	while (m->keys[j] && m->keys[j] != k)
+		j = (j + 1) & m->mask;
+	if (!m->keys[j])
+		m->count++;
+	m->keys[j] = k;
+	m->vals[j] = val;
+	return 0;
+}
+
+void hm_del(struct hmap *m, uint64_t key)
+{
+	uint64_t k = key + 1;
+	uint32_t j = hm_slot(m, k);
+
+	while (m->keys[j] != k) {
+		if (!m->keys[j])
+			return;
+		j = (j + 1) & m->mask;
+	}
+	/* backward shift: move later members of the cluster into the hole when allowed */
+	uint32_t hole = j;
+
+	for (;;) {
+		j = (j + 1) & m->mask;
+		if (!m->keys[j])
+			break;
+		uint32_t home = hm_slot(m, m->keys[j]);
+
+		if (((j - home) & m->mask) >= ((j - hole) & m->mask)) {
+			m->keys[hole] = m->keys[j];
+			m->vals[hole] = m->vals[j];
+			hole = j;
+		}
+	}
+	m->keys[hole] = 0;
+	m->vals[hole] = 0;
+	m->count--;
+}
+
+/* ---- strings ------------------------------------------------------------------------------ */
+
+uint32_t st_intern(struct fnet_state *s, const void *p, size_t len)
+{
+	if (len > 0xffffffffu)
+		len = 0xffffffffu;
+	return fnet_strtab_intern(s->strings, (const uint8_t *)p, (uint32_t)len);
+}
+
+const uint8_t *st_get(const struct fnet_state *s, uint32_t id, uint32_t *len)
+{
+	if (id == FNET_EMPTY_ID) {
+		*len = 0;
+		return (const uint8_t *)"";
+	}
+	return fnet_strtab_get(s->strings, id, len);
+}
+
+/* ---- version tables ---------------------------------------------------------------------- */
+
+static void *grow(void *p, uint32_t *cap, size_t elem)
+{
+	uint32_t ncap = *cap ? *cap * 2 : 1024;
+	void *n = realloc(p, (size_t)ncap * elem);
+
+	if (n)
+		*cap = ncap;
+	return n;
+}
+
+uint32_t fver_push(struct fnet_state *s, const struct fnet_fver *v)
+{
+	if (s->nfv == s->fvcap) {
+		void *n = grow(s->fvt, &s->fvcap, sizeof(*s->fvt));
+
+		if (!n) {
+			s->oom = 1;
+			return 0;
+		}
+		s->fvt = n;
+	}
+	s->fvt[s->nfv] = *v;
+	return s->nfv++;
+}
+
+static uint32_t pver_push(struct fnet_state *s, const struct fnet_pver *v)
+{
+	if (s->npv == s->pvcap) {
+		void *n = grow(s->pvt, &s->pvcap, sizeof(*s->pvt));
+
+		if (!n) {
+			s->oom = 1;
+			return 0;
+		}
+		s->pvt = n;
+	}
+	s->pvt[s->npv] = *v;
+	return s->npv++;
+}
+
+static void tables_reset(struct fnet_state *s)
+{
+	static const struct fnet_pver zp;
+	static const struct fnet_fver zf;
+
+	s->npv = 0;
+	s->nfv = 0;
+	pver_push(s, &zp);
+	fver_push(s, &zf);
+	s->gen++;
+	s->sgen++;
+}
+
+uint32_t fd_version(struct fnet_state *s, uint32_t fi)
+{
+	struct fdinfo *f = &s->fdi[fi];
+
+	if (f->vgen != s->gen) {
+		f->vid = fver_push(s, &f->v);
+		f->vgen = s->gen;
+	}
+	return f->vid;
+}
+
+/* Name (and exe) of the process with pid `leader`, else of the eldest ancestor of p whose
+ * `key` (sid or vpgid) equals it.  Mirrors libsinsp's proc.sname / proc.vpgid.name. */
+static uint32_t leader_of(struct fnet_state *s, const struct proc *p, int use_sid, uint32_t *exe)
+{
+	int64_t key = use_sid ? p->v.sid : p->v.vpgid;
+	uint32_t li = proc_lookup(s, key);
+	const struct proc *best = p;
+
+	if (li) {
+		*exe = s->procs[li].v.exe;
+		return s->procs[li].v.name;
+	}
+	for (int d = 0; d < FNET_MAX_CHAIN; d++) {
+		if (!(best->v.flags & FNET_PV_PPID))
+			break;
+		uint32_t pi = proc_lookup(s, best->v.ppid);
+
+		if (!pi || pi == (uint32_t)(best - s->procs))
+			break;
+		const struct proc *q = &s->procs[pi];
+		uint32_t need = use_sid ? FNET_PV_SID : FNET_PV_VPGID;
+
+		if (!(q->v.flags & need) || (use_sid ? q->v.sid : q->v.vpgid) != key)
+			break;
+		best = q;
+	}
+	*exe = best->v.exe;
+	return best->v.name;
+}
+
+static uint32_t parent_index(struct fnet_state *s, uint32_t pi)
+{
+	const struct proc *p = &s->procs[pi];
+
+	if (!(p->v.flags & FNET_PV_PPID) || p->v.ppid <= 0 || p->v.ppid == p->v.pid)
+		return 0;
+	return proc_lookup(s, p->v.ppid);
+}
+
+/* The current version of process pi, made (with its missing ancestors) if needed. */
+uint32_t proc_version(struct fnet_state *s, uint32_t pi)
+{
+	uint32_t chain[FNET_MAX_CHAIN];
+	int n = 0;
+	uint32_t cur = pi;
+
+	if (!pi)
+		return 0;
+	if (s->procs[pi].vgen == s->gen)
+		return s->procs[pi].vid;
+	while (cur && n < FNET_MAX_CHAIN && s->procs[cur].vgen != s->gen) {
+		int seen = 0;
+
+		for (int k = 0; k < n; k++)
+			seen |= chain[k] == cur;
+		if (seen)
+			break;
+		chain[n++] = cur;
+		cur = parent_index(s, cur);
+	}
+	for (int k = n - 1; k >= 0; k--) {
+		struct proc *p = &s->procs[chain[k]];
+		struct fnet_pver v = p->v;
+		uint32_t par = parent_index(s, chain[k]);
+
+		v.parent = (par && s->procs[par].vgen == s->gen) ? s->procs[par].vid : 0;
+		v.sname = v.vpgid_name = v.vpgid_exe = 0;
+		if (v.flags & FNET_PV_SID) {
+			uint32_t dummy;
+
+			v.sname = leader_of(s, p, 1, &dummy);
+		}
+		if (v.flags & FNET_PV_VPGID)
+			v.vpgid_name = leader_of(s, p, 0, &v.vpgid_exe);
+		p->vid = pver_push(s, &v);
+		p->vgen = s->gen;
+	}
+	return s->procs[pi].vgen == s->gen ? s->procs[pi].vid : 0;
+}
+
+/* ---- processes and fd infos -------------------------------------------------------------- */
+
+uint32_t proc_lookup(struct fnet_state *s, int64_t pid)
+{
+	return hm_get(&s->pidmap, (uint64_t)pid);
+}
+
+uint32_t fdinfo_new(struct fnet_state *s, const struct fnet_fver *v)
+{
+	uint32_t fi;
+
+	if (s->nfds >= s->opts.max_fds) {
+		s->st.fds_cap_hit++;
+		return 0;
+	}
+	if (s->fdi_free) {
+		fi = s->fdi_free;
+		s->fdi_free = s->fdi[fi].next_free;
+	} else {
+		if (s->fdi_used >= s->fdi_cap) {
+			void *n = grow(s->fdi, &s->fdi_cap, sizeof(*s->fdi));
+
+			if (!n) {
+				s->oom = 1;
+				return 0;
+			}
+			s->fdi = n;
+		}
+		fi = s->fdi_used++;
+	}
+	memset(&s->fdi[fi], 0, sizeof(s->fdi[fi]));
+	s->fdi[fi].v = *v;
+	s->nfds++;
+	return fi;
+}
+
+static void fdinfo_put(struct fnet_state *s, uint32_t fi)
+{
+	struct fdinfo *f = &s->fdi[fi];
+
+	if (--f->refs == 0) {
+		f->vgen = 0;
+		f->next_free = s->fdi_free;
+		s->fdi_free = fi;
+		s->nfds--;
+	}
+}
+
+/* Install info fi (may be 0 = untracked) as fd `fd` of p, releasing what was there. */
+void fd_install(struct fnet_state *s, struct proc *p, int64_t fd, uint32_t fi, int cloexec)
+{
+	if (fd < 0 || fd > s->opts.max_fd_num) {
+		if (fd > s->opts.max_fd_num)
+			s->st.fd_num_too_big++;
+		goto unused;
+	}
+	if ((uint64_t)fd >= p->fdcap) {
+		if (!fi)
+			return;
+		uint32_t ncap = p->fdcap ? p->fdcap : 16;
+
+		while (ncap <= (uint64_t)fd)
+			ncap *= 2;
+		uint32_t *n = realloc(p->fds, ncap * sizeof(*n));
+
+		if (!n) {
+			s->oom = 1;
+			goto unused;
+		}
+		memset(n + p->fdcap, 0, (ncap - p->fdcap) * sizeof(*n));
+		p->fds = n;
+		p->fdcap = ncap;
+	}
+	uint32_t old = p->fds[fd] & ~FNET_FD_CLOEXEC;
+
+	if (fi)
+		s->fdi[fi].refs++;
+	p->fds[fd] = fi ? (fi | (cloexec ? FNET_FD_CLOEXEC : 0)) : 0;
+	if (old)
+		fdinfo_put(s, old);
+	return;
+unused:
+	if (fi && s->fdi[fi].refs == 0) {	/* never installed: back to the free list */
+		s->fdi[fi].refs = 1;
+		fdinfo_put(s, fi);
+	}
+}
+
+uint32_t fd_lookup(const struct proc *p, int64_t fd)
+{
+	if (fd < 0 || (uint64_t)fd >= p->fdcap)
+		return 0;
+	return p->fds[fd] & ~FNET_FD_CLOEXEC;
+}
+
+void fd_close_all(struct fnet_state *s, struct proc *p, int only_cloexec)
+{
+	for (uint32_t i = 0; i < p->fdcap; i++) {
+		uint32_t e = p->fds[i];
+
+		if (e && (!only_cloexec || (e & FNET_FD_CLOEXEC))) {
+			p->fds[i] = 0;
+			fdinfo_put(s, e & ~FNET_FD_CLOEXEC);
+		}
+	}
+}
+
+/* A new process slot for pid (replacing a stale one with the same pid); 0 at the cap. */
+uint32_t proc_add(struct fnet_state *s, int64_t pid)
+{
+	uint32_t pi = proc_lookup(s, pid);
+
+	if (pi)
+		proc_remove(s, pi);
+	if (s->nprocs >= s->opts.max_procs) {
+		s->st.procs_cap_hit++;
+		return 0;
+	}
+	if (s->proc_free) {
+		pi = s->proc_free;
+		s->proc_free = s->procs[pi].next_free;
+	} else {
+		if (s->procs_used >= s->procs_cap) {
+			void *n = grow(s->procs, &s->procs_cap, sizeof(*s->procs));
+
+			if (!n) {
+				s->oom = 1;
+				return 0;
+			}
+			s->procs = n;
+		}
+		pi = s->procs_used++;
+	}
+	memset(&s->procs[pi], 0, sizeof(s->procs[pi]));
+	s->procs[pi].v.pid = pid;
+	s->procs[pi].v.loginuid = -1;
+	s->procs[pi].live = 1;
+	if (hm_put(&s->pidmap, (uint64_t)pid, pi) < 0) {
+		s->oom = 1;
+		return 0;
+	}
+	s->nprocs++;
+	s->st.procs_added++;
+	return pi;
+}
+
+void child_link(struct fnet_state *s, struct proc *p, int delta)
+{
+	if (!(p->v.flags & FNET_PV_PPID))
+		return;
+	uint32_t par = proc_lookup(s, p->v.ppid);
+
+	if (par && &s->procs[par] != p) {
+		if (delta < 0 && s->procs[par].nchildren == 0)
+			return;
+		s->procs[par].nchildren += delta;
+	}
+}
+
+void proc_remove(struct fnet_state *s, uint32_t pi)
+{
+	struct proc *p = &s->procs[pi];
+	int64_t pid = p->v.pid;
+
+	if (!p->live)
+		return;
+	fd_close_all(s, p, 0);
+	free(p->fds);
+	p->fds = NULL;
+	p->fdcap = 0;
+	child_link(s, p, -1);
+	hm_del(&s->pidmap, (uint64_t)pid);
+	if (p->nchildren) {
+		/* Orphans go to init (pid 1) as the kernel does without a subreaper. */
+		uint32_t init = proc_lookup(s, 1);
+
+		for (uint32_t i = 1; i < s->procs_used; i++) {
+			struct proc *c = &s->procs[i];
+
+			if (!c->live || !(c->v.flags & FNET_PV_PPID) || c->v.ppid != pid)
+				continue;
+			c->v.ppid = init ? 1 : 0;
+			if (!init)
+				c->v.flags &= ~FNET_PV_PPID;
+			else
+				s->procs[init].nchildren++;
+			c->vgen = 0;
+		}
+		s->gen++;
+	}
+	p->live = 0;
+	p->vgen = 0;
+	p->next_free = s->proc_free;
+	s->proc_free = pi;
+	s->nprocs--;
+	s->st.procs_removed++;
+	s->sgen++;
+}
+
+/* ---- lifecycle ----------------------------------------------------------------------------- */
+
+struct fnet_state *fnet_state_new(struct fnet_strtab *strings, const struct fnet_state_opts *opts)
+{
+	struct fnet_state *s = calloc(1, sizeof(*s));
+
+	if (!s)
+		return NULL;
+	s->strings = strings;
+	s->opts.max_procs = 65536;
+	s->opts.max_threads = 262144;
+	s->opts.max_fds = 1048576;
+	s->opts.max_fd_num = 65535;
+	if (opts && opts->size >= sizeof(*opts)) {
+		if (opts->max_procs)
+			s->opts.max_procs = opts->max_procs;
+		if (opts->max_threads)
+			s->opts.max_threads = opts->max_threads;
+		if (opts->max_fds)
+			s->opts.max_fds = opts->max_fds;
+		if (opts->max_fd_num)
+			s->opts.max_fd_num = opts->max_fd_num;
+	}
+	s->procs_used = 1;	/* slot 0: none */
+	s->fdi_used = 1;
+	s->host_id = st_intern(s, "host", 4);
+	if (hm_init(&s->pidmap, 1024) < 0 || hm_init(&s->tidmap, 1024) < 0) {
+		fnet_state_free(s);
+		return NULL;
+	}
+	tables_reset(s);
+	return s;
+}
+
+void fnet_state_free(struct fnet_state *s)
+{
+	if (!s)
+		return;
+	for (uint32_t i = 1; i < s->procs_used; i++)
+		free(s->procs[i].fds);
+	free(s->procs);
+	free(s->fdi);
+	free(s->pvt);
+	free(s->fvt);
+	hm_free(&s->pidmap);
+	hm_free(&s->tidmap);
+	free(s);
+}
+
+int fnet_state_seed_proc(struct fnet_state *s, const struct fnet_seed_proc *sp)
+{
+	uint32_t pi = proc_add(s, sp->pid);
+
+	if (!pi)
+		return -1;
+	struct fnet_pver *v = &s->procs[pi].v;
+
+	v->ppid = sp->ppid;
+	v->sid = sp->sid;
+	v->vpgid = sp->vpgid;
+	v->loginuid = sp->loginuid;
+	v->start_ts = sp->start_ts;
+	v->cap_eff = sp->cap_eff;
+	v->cap_prm = sp->cap_prm;
+	v->cap_inh = sp->cap_inh;
+	v->name = sp->comm;
+	v->exe = sp->exe;
+	v->exepath = sp->exepath;
+	v->args = sp->args;
+	v->cmdline = make_cmdline(s, sp->comm, sp->args);
+	v->cwd = cwd_slash(s, sp->cwd);
+	v->container_id = container_of(s, sp->cgroup);
+	v->uid = sp->uid;
+	v->gid = sp->gid;
+	v->euid = sp->euid;
+	v->egid = sp->egid;
+	v->tty = sp->tty;
+	v->flags = (sp->flags & ~FNET_PV_EXE_MEMFD) | exe_flags(s, sp->exepath);
+	return 0;
+}
+
+int fnet_state_seed_thread(struct fnet_state *s, int64_t tid, int64_t pid)
+{
+	return thread_set(s, tid, pid) ? 0 : -1;
+}
+
+int fnet_state_seed_fd(struct fnet_state *s, int64_t pid, int64_t fd, const struct fnet_fver *f,
+		       int cloexec)
+{
+	uint32_t pi = proc_lookup(s, pid);
+
+	if (!pi)
+		return -1;
+	uint32_t fi = fdinfo_new(s, f);
+
+	if (!fi)
+		return -1;
+	fd_install(s, &s->procs[pi], fd, fi, cloexec);
+	return 0;
+}
+
+void fnet_state_seed_done(struct fnet_state *s)
+{
+	for (uint32_t i = 1; i < s->procs_used; i++)
+		s->procs[i].nchildren = 0;
+	for (uint32_t i = 1; i < s->procs_used; i++)
+		if (s->procs[i].live)
+			child_link(s, &s->procs[i], +1);
+	s->gen++;
+	s->sgen++;
+}
+
+const struct fnet_pver *fnet_state_pvers(const struct fnet_state *s, uint32_t *count)
+{
+	*count = s->npv;
+	return s->pvt;
+}
+
+const struct fnet_fver *fnet_state_fvers(const struct fnet_state *s, uint32_t *count)
+{
+	*count = s->nfv;
+	return s->fvt;
+}
+
+uint32_t fnet_state_dump(struct fnet_state *s, uint32_t *pv_out, uint32_t cap)
+{
+	uint32_t n = 0;
+
+	tables_reset(s);
+	for (uint32_t i = 1; i < s->procs_used && n < cap; i++)
+		if (s->procs[i].live)
+			pv_out[n++] = proc_version(s, i);
+	return n;
+}
+
+uint32_t fnet_state_nfds(const struct fnet_state *s)
+{
+	return s->nfds;
+}
+
+uint32_t fnet_state_dump_fds(struct fnet_state *s, int64_t *out4, uint32_t cap)
+{
+	uint32_t n = 0;
+
+	for (uint32_t i = 1; i < s->procs_used; i++) {
+		struct proc *p = &s->procs[i];
+
+		if (!p->live)
+			continue;
+		for (uint32_t fd = 0; fd < p->fdcap && n < cap; fd++) {
+			uint32_t e = p->fds[fd];
+
+			if (!e)
+				continue;
+			out4[4 * n] = p->v.pid;
+			out4[4 * n + 1] = fd;
+			out4[4 * n + 2] = fd_version(s, e & ~FNET_FD_CLOEXEC);
+			out4[4 * n + 3] = (e & FNET_FD_CLOEXEC) ? 1 : 0;
+			n++;
+		}
+	}
+	return n;
+}
+
+uint32_t fnet_state_dump_threads(const struct fnet_state *s, int64_t *out2, uint32_t cap)
+{
+	uint32_t n = 0;
+
+	for (uint32_t j = 0; j <= s->tidmap.mask && n < cap; j++) {
+		if (!s->tidmap.keys[j])
+			continue;
+		out2[2 * n] = (int64_t)(s->tidmap.keys[j] - 1);
+		out2[2 * n + 1] = (int64_t)s->tidmap.vals[j] - 1;
+		n++;
+	}
+	return n;
+}
+
+void fnet_state_get_stats(const struct fnet_state *s, struct fnet_state_stats *out)
+{
+	*out = s->st;
+	out->procs = s->nprocs;
+	out->threads = s->tidmap.count;
+	out->fds = s->nfds;
+	out->pversions = s->npv ? s->npv - 1 : 0;
+	out->fversions = s->nfv ? s->nfv - 1 : 0;
+}
+
+int state_begin_batch(struct fnet_state *s)
+{
+	tables_reset(s);
+	return s->oom ? -1 : 0;
+}

@@ -1,0 +1,873 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * state_events.c - the per-event transitions of the state engine, applied in event order
+ * (see state.h for the model, collector/state/pure.py for the pure twin of every rule here).
+ *
+ *   procfork / clone / fork / vfork   child process (copy of the parent, fds shared by refcount)
+ *                                     or thread of the same process
+ *   execve / execveat (ret 0)         new identity from the record; close-on-exec fds closed
+ *   procexit                          thread removed; the process too when a0 says "last"
+ *   setuid family, capset             credentials / capabilities (user.uid is the euid)
+ *   setsid, setpgid                   session / process group
+ *   chdir, fchdir                     cwd (Falco style: with a trailing '/')
+ *   open family, creat, memfd_create  new fd (failed opens: a one-event fd with the name)
+ *   socket, socketpair, accept*       new socket fd
+ *   connect, bind, sendto/recvfrom    socket tuple (a change makes a new fd info)
+ *   dup*, fcntl(F_DUPFD*)             fd shares the old fd's info
+ *   close                             fd removed after the event
+ */
+#include <arpa/inet.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "state_int.h"
+
+enum kind {
+	K_NONE, K_OPEN, K_OPENAT, K_CREAT, K_CLOSE, K_DUP, K_DUP23, K_FCNTL, K_FDARG, K_CHDIR,
+	K_FCHDIR, K_EXEC, K_CLONE, K_FORKSYS, K_PROCFORK, K_PROCEXIT, K_SETSID, K_SETPGID,
+	K_SETUID, K_SETGID, K_SETREUID, K_SETREGID, K_SETRESUID, K_SETRESGID, K_CAPSET,
+	K_SOCKET, K_SOCKETPAIR, K_CONNECT, K_ACCEPT, K_BIND, K_SENDRECV, K_MEMFD,
+};
+
+static const uint8_t kind_of[FNET_NUM_EVENT_TYPES] = {
+	[FNET_EV_OPEN] = K_OPEN, [FNET_EV_OPENAT] = K_OPENAT, [FNET_EV_OPENAT2] = K_OPENAT,
+	[FNET_EV_CREAT] = K_CREAT, [FNET_EV_CLOSE] = K_CLOSE, [FNET_EV_DUP] = K_DUP,
+	[FNET_EV_DUP2] = K_DUP23, [FNET_EV_DUP3] = K_DUP23, [FNET_EV_FCNTL] = K_FCNTL,
+	[FNET_EV_FCHMOD] = K_FDARG, [FNET_EV_FCHOWN] = K_FDARG, [FNET_EV_IOCTL] = K_FDARG,
+	[FNET_EV_FINIT_MODULE] = K_FDARG, [FNET_EV_SETNS] = K_FDARG, [FNET_EV_LISTEN] = K_FDARG,
+	[FNET_EV_SHUTDOWN] = K_FDARG, [FNET_EV_GETSOCKOPT] = K_FDARG,
+	[FNET_EV_CHDIR] = K_CHDIR, [FNET_EV_FCHDIR] = K_FCHDIR,
+	[FNET_EV_EXECVE] = K_EXEC, [FNET_EV_EXECVEAT] = K_EXEC,
+	[FNET_EV_CLONE] = K_CLONE, [FNET_EV_CLONE3] = K_CLONE,
+	[FNET_EV_FORK] = K_FORKSYS, [FNET_EV_VFORK] = K_FORKSYS,
+	[FNET_EV_PROC_FORK] = K_PROCFORK, [FNET_EV_PROC_EXIT] = K_PROCEXIT,
+	[FNET_EV_SETSID] = K_SETSID, [FNET_EV_SETPGID] = K_SETPGID,
+	[FNET_EV_SETUID] = K_SETUID, [FNET_EV_SETGID] = K_SETGID,
+	[FNET_EV_SETREUID] = K_SETREUID, [FNET_EV_SETREGID] = K_SETREGID,
+	[FNET_EV_SETRESUID] = K_SETRESUID, [FNET_EV_SETRESGID] = K_SETRESGID,
+	[FNET_EV_CAPSET] = K_CAPSET, [FNET_EV_SOCKET] = K_SOCKET,
+	[FNET_EV_SOCKETPAIR] = K_SOCKETPAIR, [FNET_EV_CONNECT] = K_CONNECT,
+	[FNET_EV_ACCEPT] = K_ACCEPT, [FNET_EV_ACCEPT4] = K_ACCEPT, [FNET_EV_BIND] = K_BIND,
+	[FNET_EV_SENDTO] = K_SENDRECV, [FNET_EV_SENDMSG] = K_SENDRECV,
+	[FNET_EV_RECVFROM] = K_SENDRECV, [FNET_EV_RECVMSG] = K_SENDRECV,
+	[FNET_EV_MEMFD_CREATE] = K_MEMFD,
+};
+
+#define AT_FDCWD_ (-100)
+#define O_DIRECTORY_ 0200000
+#define O_TMPFILE_ 020000000
+#define O_CLOEXEC_ 02000000
+#define SOCK_CLOEXEC_ 02000000
+#define CLONE_PARENT_ 0x00008000
+#define CLONE_THREAD_ 0x00010000
+#define EINPROGRESS_ 115
+#define UNSET32 0xffffffffu
+
+/* ---- string helpers (identical rules in collector/state/pure.py) ------------------------- */
+
+static int is_empty(const struct fnet_state *s, uint32_t id)
+{
+	uint32_t len;
+
+	if (id <= FNET_EMPTY_ID)
+		return 1;
+	st_get(s, id, &len);
+	return len == 0;
+}
+
+uint32_t make_cmdline(struct fnet_state *s, uint32_t comm, uint32_t args)
+{
+	uint32_t cl, al;
+	const uint8_t *c, *a;
+
+	if (!comm)
+		return 0;
+	if (is_empty(s, args))
+		return comm;
+	c = st_get(s, comm, &cl);
+	a = st_get(s, args, &al);
+	if ((size_t)cl + 1 + al > sizeof(s->scratch))
+		return comm;
+	memcpy(s->scratch, c, cl);
+	s->scratch[cl] = ' ';
+	memcpy(s->scratch + cl + 1, a, al);
+	return st_intern(s, s->scratch, (size_t)cl + 1 + al);
+}
+
+uint32_t cwd_slash(struct fnet_state *s, uint32_t cwd)
+{
+	uint32_t len;
+	const uint8_t *p;
+
+	if (is_empty(s, cwd))
+		return 0;
+	p = st_get(s, cwd, &len);
+	if (p[len - 1] == '/' || len + 1 > sizeof(s->scratch))
+		return cwd;
+	memcpy(s->scratch, p, len);
+	s->scratch[len] = '/';
+	return st_intern(s, s->scratch, len + 1);
+}
+
+static int ishex(uint8_t c)
+{
+	return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f');
+}
+
+uint32_t fnet_container_id(const uint8_t *cg, uint32_t len, uint8_t *out12)
+{
+	uint32_t run = 0, found = 0;
+
+	for (uint32_t i = 0; i <= len; i++) {
+		if (i < len && ishex(cg[i])) {
+			run++;
+			continue;
+		}
+		if (run == 64) {
+			memcpy(out12, cg + i - 64, 12);
+			found = 1;
+		}
+		run = 0;
+	}
+	return found;
+}
+
+uint32_t container_of(struct fnet_state *s, uint32_t cgroup)
+{
+	uint32_t len;
+	uint8_t id[12];
+	const uint8_t *p;
+
+	if (is_empty(s, cgroup))
+		return s->host_id;
+	p = st_get(s, cgroup, &len);
+	if (fnet_container_id(p, len, id))
+		return st_intern(s, id, 12);
+	return s->host_id;
+}
+
+uint32_t exe_flags(struct fnet_state *s, uint32_t exepath)
+{
+	uint32_t len;
+	const uint8_t *p;
+
+	if (is_empty(s, exepath))
+		return 0;
+	p = st_get(s, exepath, &len);
+	return (len >= 7 && memcmp(p, "/memfd:", 7) == 0) ? FNET_PV_EXE_MEMFD : 0;
+}
+
+/* Lexical normalisation of an absolute path: "//", "." and ".." resolved. */
+static size_t normalize(const uint8_t *in, size_t n, uint8_t *out)
+{
+	size_t o = 0, i = 0;
+
+	while (i < n) {
+		while (i < n && in[i] == '/')
+			i++;
+		size_t st = i;
+
+		while (i < n && in[i] != '/')
+			i++;
+		size_t cl = i - st;
+
+		if (cl == 0 || (cl == 1 && in[st] == '.'))
+			continue;
+		if (cl == 2 && in[st] == '.' && in[st + 1] == '.') {
+			while (o > 0 && out[o - 1] != '/')
+				o--;
+			if (o > 0)
+				o--;
+			continue;
+		}
+		out[o++] = '/';
+		memcpy(out + o, in + st, cl);
+		o += cl;
+	}
+	if (o == 0)
+		out[o++] = '/';
+	return o;
+}
+
+/* The absolute name of `name` for the process: as is when absolute, else joined to the cwd
+ * (dirfd AT_FDCWD) or to dirfd's name; unchanged when the base is unknown. */
+static uint32_t resolve_path(struct fnet_state *s, struct proc *p, int64_t dirfd, uint32_t name)
+{
+	uint32_t nl, bl, base = 0;
+	const uint8_t *np, *bp;
+	uint8_t *tmp = s->scratch + 65536 + 32;
+
+	if (!name)
+		return 0;
+	np = st_get(s, name, &nl);
+	if (nl > 65535)
+		return name;
+	if (nl > 0 && np[0] == '/')
+		return st_intern(s, s->scratch, normalize(np, nl, s->scratch));
+	if (p && dirfd == AT_FDCWD_) {
+		base = p->v.cwd;
+	} else if (p) {
+		uint32_t fi = fd_lookup(p, dirfd);
+
+		base = fi ? s->fdi[fi].v.name : 0;
+	}
+	if (is_empty(s, base))
+		return name;
+	bp = st_get(s, base, &bl);
+	if (bl > 65535 || bp[0] != '/')
+		return name;
+	memcpy(tmp, bp, bl);
+	tmp[bl] = '/';
+	memcpy(tmp + bl + 1, np, nl);
+	return st_intern(s, s->scratch, normalize(tmp, (size_t)bl + 1 + nl, s->scratch));
+}
+
+/* fd.directory / fd.filename of a file or directory fd. */
+static void split_dir(struct fnet_state *s, struct fnet_fver *f)
+{
+	uint32_t len;
+	const uint8_t *p;
+
+	f->directory = f->filename = 0;
+	if (f->type == FNET_FD_DIRECTORY) {
+		f->directory = f->name;
+		return;
+	}
+	if (f->type != FNET_FD_FILE || is_empty(s, f->name))
+		return;
+	p = st_get(s, f->name, &len);
+	uint32_t k = len;
+
+	while (k > 0 && p[k - 1] != '/')
+		k--;
+	f->filename = st_intern(s, p + k, len - k);
+	if (k == 0)
+		return;
+	f->directory = st_intern(s, p, k == 1 ? 1 : k - 1);
+}
+
+/* ---- sockets ------------------------------------------------------------------------------- */
+
+struct saddr {
+	uint16_t family, port;
+	uint32_t text;		/* address text id (inet) or path id (unix) */
+};
+
+static int get_saddr(struct fnet_state *s, uint32_t id, struct saddr *a)
+{
+	uint32_t len;
+	const uint8_t *p;
+	char buf[64];
+
+	memset(a, 0, sizeof(*a));
+	if (id <= FNET_EMPTY_ID)
+		return 0;
+	p = st_get(s, id, &len);
+	if (len < 4)
+		return 0;
+	memcpy(&a->family, p, 2);
+	memcpy(&a->port, p + 2, 2);
+	if (a->family == FNET_AF_INET && len >= 8) {
+		inet_ntop(2, p + 4, buf, sizeof(buf));
+		a->text = st_intern(s, buf, strlen(buf));
+	} else if (a->family == FNET_AF_INET6 && len >= 20) {
+		inet_ntop(10, p + 4, buf, sizeof(buf));
+		a->text = st_intern(s, buf, strlen(buf));
+	} else if (a->family == FNET_AF_UNIX) {
+		uint32_t pl = len - 4;
+
+		if (pl > 0 && p[4] == 0) {	/* abstract: shown with '@' */
+			s->scratch[0] = '@';
+			memcpy(s->scratch + 1, p + 5, pl - 1);
+			a->text = st_intern(s, s->scratch, pl);
+		} else {
+			a->text = st_intern(s, p + 4, pl);
+		}
+	} else {
+		return 0;
+	}
+	return 1;
+}
+
+static uint8_t fdtype_of_family(uint32_t fam)
+{
+	switch (fam) {
+	case FNET_AF_INET: return FNET_FD_IPV4;
+	case FNET_AF_INET6: return FNET_FD_IPV6;
+	case FNET_AF_UNIX: return FNET_FD_UNIX;
+	case 16: return FNET_FD_NETLINK;
+	default: return FNET_FD_OTHER;
+	}
+}
+
+static int sprintf_port(uint8_t *o, uint16_t port)
+{
+	char d[8];
+	int n = 0, k = 0;
+
+	o[k++] = ':';
+	do {
+		d[n++] = (char)('0' + port % 10);
+		port /= 10;
+	} while (port);
+	while (n)
+		o[k++] = (uint8_t)d[--n];
+	return k;
+}
+
+static size_t put_ep(struct fnet_state *s, uint8_t *o, uint32_t ip, uint16_t port, int v6)
+{
+	uint32_t len;
+	const uint8_t *p;
+	size_t n;
+
+	if (ip) {
+		p = st_get(s, ip, &len);
+		memcpy(o, p, len);
+		n = len;
+	} else {
+		n = v6 ? 2 : 7;
+		memcpy(o, v6 ? "::" : "0.0.0.0", n);
+	}
+	n += (size_t)sprintf_port(o + n, port);
+	return n;
+}
+
+/* the socket's fd.name: "cip:cport->sip:sport", "sip:sport" for a bound server without a
+ * peer, the path for unix sockets */
+static void sock_name(struct fnet_state *s, struct fnet_fver *f)
+{
+	uint8_t *o = s->scratch;
+	size_t n;
+	int v6 = f->type == FNET_FD_IPV6;
+
+	if (f->type == FNET_FD_UNIX) {
+		f->name = f->sip ? f->sip : (f->cip ? f->cip : FNET_EMPTY_ID);
+		return;
+	}
+	if (f->type != FNET_FD_IPV4 && f->type != FNET_FD_IPV6)
+		return;
+	if ((f->flags & FNET_FV_SERVER) && !(f->flags & FNET_FV_CONNECTED)) {
+		n = put_ep(s, o, f->sip, f->sport, v6);
+	} else {
+		n = put_ep(s, o, f->cip, f->cport, v6);
+		memcpy(o + n, "->", 2);
+		n += 2;
+		n += put_ep(s, o + n, f->sip, f->sport, v6);
+	}
+	f->name = st_intern(s, o, n);
+}
+
+static uint8_t l4_of(int64_t domain, int64_t type, int64_t proto)
+{
+	if (domain != FNET_AF_INET && domain != FNET_AF_INET6)
+		return FNET_L4_NONE;
+	switch (type & 0xf) {
+	case 1: return FNET_L4_TCP;
+	case 2: return (proto == 1 || proto == 58) ? FNET_L4_ICMP : FNET_L4_UDP;
+	case 3: return FNET_L4_RAW;
+	default: return FNET_L4_NONE;
+	}
+}
+
+static uint32_t new_fd(struct fnet_state *s, struct proc *p, int64_t fd, struct fnet_fver *f,
+		       int cloexec);
+
+/* Replace fd's info by *f when it differs; returns the fd version to report and sets
+ * *changed when the name changed. */
+static uint32_t fd_replace(struct fnet_state *s, struct proc *p, int64_t fd, uint32_t old,
+			   struct fnet_fver *f, uint8_t *changed)
+{
+	if (old && memcmp(&s->fdi[old].v, f, sizeof(*f)) == 0)
+		return fd_version(s, old);
+	if (old && s->fdi[old].v.name != f->name)
+		*changed = 1;
+	int cloexec = p && fd >= 0 && (uint64_t)fd < p->fdcap && (p->fds[fd] & FNET_FD_CLOEXEC);
+
+	return new_fd(s, p, fd, f, cloexec);
+}
+
+/* ---- threads and processes ------------------------------------------------------------------ */
+
+uint32_t thread_set(struct fnet_state *s, int64_t tid, int64_t pid)
+{
+	uint32_t pi = proc_lookup(s, pid);
+
+	if (!pi) {
+		pi = proc_add(s, pid);
+		if (!pi)
+			return 0;
+		s->st.procs_unknown++;
+	}
+	uint32_t cur = hm_get(&s->tidmap, (uint64_t)tid);
+
+	if (cur != (uint32_t)(pid + 1)) {
+		if (cur) {
+			uint32_t oi = proc_lookup(s, (int64_t)cur - 1);
+
+			if (oi && s->procs[oi].nthreads)
+				s->procs[oi].nthreads--;
+			s->sgen++;
+		} else if (s->tidmap.count >= s->opts.max_threads) {
+			s->st.threads_cap_hit++;
+			return pi;
+		}
+		if (hm_put(&s->tidmap, (uint64_t)tid, (uint32_t)(pid + 1)) < 0) {
+			s->oom = 1;
+			return pi;
+		}
+		s->procs[pi].nthreads++;
+	}
+	return pi;
+}
+
+static uint32_t resolve(struct fnet_state *s, int64_t tid, int64_t pid)
+{
+	struct tcache_ent *c = &s->tcache[(uint64_t)tid & (FNET_TCACHE - 1)];
+
+	if (c->tid == tid && c->pid == pid && c->sgen == s->sgen && c->pi)
+		return c->pi;
+	uint32_t pi = thread_set(s, tid, pid);
+
+	c->tid = tid;
+	c->pid = pid;
+	c->pi = pi;
+	c->sgen = s->sgen;
+	return pi;
+}
+
+static void fork_child(struct fnet_state *s, uint32_t ppi, int64_t ppid_ev, int64_t ctid,
+		       int64_t cpid, uint64_t flags, uint64_t start, uint32_t comm)
+{
+	struct fnet_pver pv;
+	uint32_t pfdcap = 0;
+
+	if (ppi)
+		pv = s->procs[ppi].v;
+	else
+		memset(&pv, 0, sizeof(pv));
+	uint32_t ci = proc_add(s, cpid);
+
+	if (!ci)
+		return;
+	struct proc *c = &s->procs[ci];
+	struct proc *p = ppi ? &s->procs[ppi] : NULL;	/* re-read: proc_add may move the slab */
+
+	if (p && !p->live)
+		p = NULL;
+	if (p) {
+		c->v = pv;
+		c->v.pid = cpid;
+		if (!(flags & CLONE_PARENT_)) {
+			c->v.ppid = ppid_ev;
+			c->v.flags |= FNET_PV_PPID;
+		}
+		pfdcap = p->fdcap;
+		if (pfdcap) {
+			c->fds = malloc(pfdcap * sizeof(*c->fds));
+			if (c->fds) {
+				memcpy(c->fds, p->fds, pfdcap * sizeof(*c->fds));
+				c->fdcap = pfdcap;
+				for (uint32_t i = 0; i < pfdcap; i++)
+					if (c->fds[i])
+						s->fdi[c->fds[i] & ~FNET_FD_CLOEXEC].refs++;
+			}
+		}
+	} else {
+		c->v.ppid = ppid_ev;
+		c->v.flags = FNET_PV_PPID;
+	}
+	c->v.start_ts = start;
+	if (!is_empty(s, comm) && (c->v.flags & FNET_PV_KNOWN)) {
+		c->v.name = comm;
+		c->v.cmdline = make_cmdline(s, comm, c->v.args);
+	} else if (!is_empty(s, comm) && !c->v.name) {
+		c->v.name = comm;
+	}
+	child_link(s, c, +1);
+	thread_set(s, ctid, cpid);
+}
+
+static void do_exec(struct fnet_state *s, uint32_t pi, const struct fnet_state_in *in, uint32_t i)
+{
+	struct proc *p = &s->procs[pi];
+	struct fnet_pver *v = &p->v;
+	uint64_t a0 = (uint64_t)in->a[0][i], a1 = (uint64_t)in->a[1][i];
+	uint32_t lu = (uint32_t)in->a[2][i];
+	uint64_t tty = (uint64_t)in->a[3][i];
+	int64_t ppid = in->a[4][i];
+	uint32_t filename = in->v[0][i], argv = in->v[1][i], cwd = in->v[2][i];
+	uint32_t comm = in->v[3][i], exepath = in->v[4][i], cgroup = in->v[5][i];
+
+	if (!(v->flags & FNET_PV_PPID) || v->ppid != ppid) {
+		child_link(s, p, -1);
+		v->ppid = ppid;
+		v->flags |= FNET_PV_PPID;
+		child_link(s, p, +1);
+	}
+	v->uid = (uint32_t)a0;
+	v->gid = (uint32_t)(a0 >> 32);
+	v->euid = (uint32_t)a1;
+	v->egid = (uint32_t)(a1 >> 32);
+	v->loginuid = lu == UNSET32 ? -1 : (int64_t)lu;
+	if (tty) {
+		uint32_t major = (uint32_t)(tty >> 20), minor = (uint32_t)(tty & 0xfffff);
+
+		v->tty = (minor & 0xff) | (major << 8) | ((minor & ~0xffu) << 12);
+	} else {
+		v->tty = 0;
+	}
+	v->cap_eff = (uint64_t)in->a[5][i];
+	if (!is_empty(s, argv)) {
+		uint32_t len, k = 0;
+		const uint8_t *a = st_get(s, argv, &len);
+
+		while (k < len && a[k])
+			k++;
+		v->exe = st_intern(s, a, k);
+		if (k + 1 < len) {
+			uint32_t rl = len - k - 1;
+
+			memcpy(s->scratch, a + k + 1, rl);
+			for (uint32_t j = 0; j < rl; j++)
+				if (!s->scratch[j])
+					s->scratch[j] = ' ';
+			v->args = st_intern(s, s->scratch, rl);
+		} else {
+			v->args = FNET_EMPTY_ID;
+		}
+	} else {
+		v->exe = filename ? filename : FNET_EMPTY_ID;
+		v->args = FNET_EMPTY_ID;
+	}
+	v->name = is_empty(s, comm) ? v->exe : comm;
+	v->exepath = is_empty(s, exepath) ? (filename ? filename : FNET_EMPTY_ID) : exepath;
+	if (!is_empty(s, cwd))
+		v->cwd = cwd_slash(s, cwd);
+	if (!is_empty(s, cgroup) || !v->container_id)
+		v->container_id = container_of(s, cgroup);
+	v->cmdline = make_cmdline(s, v->name, v->args);
+	v->flags = (v->flags & ~FNET_PV_EXE_MEMFD) | FNET_PV_KNOWN | FNET_PV_PPID | FNET_PV_CAPEFF |
+		   exe_flags(s, v->exepath);
+	fd_close_all(s, p, 1);
+	if (p->nchildren)
+		s->gen++;
+	p->vgen = 0;
+}
+
+static int is_unset(int64_t x)
+{
+	return (uint32_t)x == UNSET32;
+}
+
+static void set_ids(struct proc *p, int k, int64_t a0, int64_t a1)
+{
+	struct fnet_pver *v = &p->v;
+	int gid = (k == K_SETGID || k == K_SETREGID || k == K_SETRESGID);
+	uint32_t *r = gid ? &v->gid : &v->uid, *e = gid ? &v->egid : &v->euid;
+
+	if (k == K_SETUID || k == K_SETGID) {
+		if (*e == 0)
+			*r = (uint32_t)a0;
+		*e = (uint32_t)a0;
+	} else {
+		if (!is_unset(a0))
+			*r = (uint32_t)a0;
+		if (!is_unset(a1))
+			*e = (uint32_t)a1;
+	}
+	p->vgen = 0;
+}
+
+static uint32_t new_fd(struct fnet_state *s, struct proc *p, int64_t fd, struct fnet_fver *f,
+		       int cloexec)
+{
+	uint32_t fi;
+
+	if (!p || fd < 0 || fd > s->opts.max_fd_num) {
+		if (p && fd > s->opts.max_fd_num)
+			s->st.fd_num_too_big++;
+		return fver_push(s, f);
+	}
+	fi = fdinfo_new(s, f);
+	if (!fi)
+		return fver_push(s, f);
+	fd_install(s, p, fd, fi, cloexec);
+	return fd_version(s, fi);
+}
+
+/* ---- the batch loop --------------------------------------------------------------------------- */
+
+static uint32_t fd_ev(struct fnet_state *s, struct proc *p, int64_t fd)
+{
+	uint32_t fi = p ? fd_lookup(p, fd) : 0;
+
+	if (!fi) {
+		s->st.fds_unknown++;
+		return 0;
+	}
+	return fd_version(s, fi);
+}
+
+int fnet_state_process(struct fnet_state *s, const struct fnet_state_in *in,
+		       const struct fnet_state_out *out)
+{
+	if (state_begin_batch(s) < 0)
+		return -1;
+	for (uint32_t i = 0; i < in->n; i++) {
+		uint32_t t = in->type[i];
+		int k = t < FNET_NUM_EVENT_TYPES ? kind_of[t] : K_NONE;
+		int64_t tid = in->tid[i], pid = in->pid[i], ret = in->ret[i];
+		uint32_t pi = resolve(s, tid, pid);
+		struct proc *p = pi ? &s->procs[pi] : NULL;
+		uint32_t fv = 0, fi;
+		int64_t fdnum = FNET_NO_FD;
+		uint8_t evf = 0;
+		int exiting = 0;
+		struct fnet_fver f;
+		struct saddr ra, la;
+		int64_t a0 = in->a[0][i], a1 = in->a[1][i], a2 = in->a[2][i];
+
+		memset(&f, 0, sizeof(f));
+		switch (k) {
+		case K_OPEN: case K_OPENAT: case K_CREAT: {
+			int64_t flags = (k == K_OPENAT) ? a1 : a0;
+			int64_t dirfd = (k == K_OPENAT) ? a0 : AT_FDCWD_;
+
+			if (k == K_CREAT)
+				flags |= 01101;	/* O_CREAT | O_WRONLY | O_TRUNC */
+			fdnum = ret;
+			f.type = ((flags & O_DIRECTORY_) && !(flags & O_TMPFILE_)) ? FNET_FD_DIRECTORY
+										: FNET_FD_FILE;
+			f.nameraw = in->v[0][i];
+			f.name = is_empty(s, in->v[1][i]) ? resolve_path(s, p, dirfd, in->v[0][i])
+							  : in->v[1][i];
+			f.oflags = (uint32_t)flags;
+			split_dir(s, &f);
+			fv = ret >= 0 ? new_fd(s, p, ret, &f, (flags & O_CLOEXEC_) != 0) : fver_push(s, &f);
+			break;
+		}
+		case K_MEMFD:
+			fdnum = ret;
+			if (ret >= 0) {
+				f.type = FNET_FD_MEMFD;
+				f.name = f.nameraw = in->v[0][i];
+				f.oflags = (uint32_t)a0;
+				fv = new_fd(s, p, ret, &f, a0 & 1);
+			}
+			break;
+		case K_CLOSE:
+			fdnum = a0;
+			fv = fd_ev(s, p, a0);
+			if (ret >= 0 && p)
+				fd_install(s, p, a0, 0, 0);
+			break;
+		case K_DUP: case K_DUP23:
+			fdnum = ret;
+			if (ret >= 0 && p) {
+				fi = fd_lookup(p, a0);
+				if (ret != a0)
+					fd_install(s, p, ret, fi, k == K_DUP23 && (a2 & O_CLOEXEC_));
+				fv = fi ? fd_version(s, fi) : 0;
+			}
+			break;
+		case K_FCNTL:
+			fdnum = a0;
+			fv = fd_ev(s, p, a0);
+			if ((a1 == 0 || a1 == 1030) && ret >= 0 && p)
+				fd_install(s, p, ret, fd_lookup(p, a0), a1 == 1030);
+			break;
+		case K_FDARG:
+			fdnum = a0;
+			fv = fd_ev(s, p, a0);
+			break;
+		case K_CHDIR:
+			if (ret == 0 && p) {
+				p->v.cwd = cwd_slash(s, resolve_path(s, p, AT_FDCWD_, in->v[0][i]));
+				p->vgen = 0;
+			}
+			break;
+		case K_FCHDIR:
+			fdnum = a0;
+			fv = fd_ev(s, p, a0);
+			fi = p ? fd_lookup(p, a0) : 0;
+			if (ret == 0 && fi && !is_empty(s, s->fdi[fi].v.name)) {
+				p->v.cwd = cwd_slash(s, s->fdi[fi].v.name);
+				p->vgen = 0;
+			}
+			break;
+		case K_EXEC:
+			if (ret == 0 && p)
+				do_exec(s, pi, in, i);
+			break;
+		case K_CLONE: case K_FORKSYS:
+			if (ret > 0 && !hm_get(&s->tidmap, (uint64_t)ret)) {
+				uint64_t fl = k == K_CLONE ? (uint64_t)a0 : 0;
+
+				if (fl & CLONE_THREAD_)
+					thread_set(s, ret, pid);
+				else
+					fork_child(s, pi, pid, ret, ret, fl, in->ts[i], 0);
+			}
+			break;
+		case K_PROCFORK:
+			if (a0 == a1)
+				fork_child(s, pi, pid, a0, a1, (uint64_t)a2, (uint64_t)in->a[3][i], in->v[0][i]);
+			else
+				thread_set(s, a0, a1);
+			break;
+		case K_PROCEXIT:
+			exiting = 1;
+			break;
+		case K_SETSID:
+			if (ret > 0 && p) {
+				p->v.sid = p->v.vpgid = ret;
+				p->v.flags |= FNET_PV_SID | FNET_PV_VPGID;
+				p->vgen = 0;
+				if (p->nchildren)
+					s->gen++;
+			}
+			break;
+		case K_SETPGID:
+			if (ret == 0) {
+				int64_t target = a0 ? a0 : pid;
+				uint32_t ti = proc_lookup(s, target);
+
+				if (ti) {
+					s->procs[ti].v.vpgid = a1 ? a1 : target;
+					s->procs[ti].v.flags |= FNET_PV_VPGID;
+					s->procs[ti].vgen = 0;
+					if (s->procs[ti].nchildren)
+						s->gen++;
+				}
+			}
+			break;
+		case K_SETUID: case K_SETGID: case K_SETREUID: case K_SETREGID:
+		case K_SETRESUID: case K_SETRESGID:
+			if (ret == 0 && p)
+				set_ids(p, k, a0, a1);
+			break;
+		case K_CAPSET:
+			if (ret == 0 && p) {
+				p->v.cap_inh = (uint64_t)a0;
+				p->v.cap_prm = (uint64_t)a1;
+				p->v.cap_eff = (uint64_t)a2;
+				p->v.flags |= FNET_PV_CAPS | FNET_PV_CAPEFF;
+				p->vgen = 0;
+			}
+			break;
+		case K_SOCKET:
+			fdnum = ret;
+			if (ret >= 0) {
+				f.type = fdtype_of_family((uint32_t)a0);
+				f.family = (uint8_t)a0;
+				f.l4proto = l4_of(a0, a1, a2);
+				f.name = FNET_EMPTY_ID;
+				fv = new_fd(s, p, ret, &f, (a1 & SOCK_CLOEXEC_) != 0);
+			}
+			break;
+		case K_SOCKETPAIR:
+			fdnum = in->a[3][i];
+			if (ret == 0) {
+				f.type = fdtype_of_family((uint32_t)a0);
+				f.family = (uint8_t)a0;
+				f.l4proto = l4_of(a0, a1, a2);
+				f.name = FNET_EMPTY_ID;
+				fv = new_fd(s, p, in->a[3][i], &f, (a1 & SOCK_CLOEXEC_) != 0);
+				new_fd(s, p, in->a[4][i], &f, (a1 & SOCK_CLOEXEC_) != 0);
+			}
+			break;
+		case K_CONNECT: case K_BIND: case K_SENDRECV: {
+			fdnum = a0;
+			fi = p ? fd_lookup(p, a0) : 0;
+			int has = get_saddr(s, in->v[0][i], &ra);
+			int upd;
+
+			if (fi)
+				f = s->fdi[fi].v;
+			else
+				s->st.fds_unknown++;
+			if (k == K_CONNECT)
+				upd = has;
+			else if (k == K_BIND)
+				upd = has && ret == 0;
+			else
+				upd = has && ret >= 0 && !(f.flags & FNET_FV_CONNECTED) &&
+				      (ra.family == FNET_AF_INET || ra.family == FNET_AF_INET6) &&
+				      (!fi || f.type == FNET_FD_IPV4 || f.type == FNET_FD_IPV6);
+			if (!upd) {
+				fv = fi ? fd_version(s, fi) : 0;
+				break;
+			}
+			if (!fi) {
+				f.type = fdtype_of_family(ra.family);
+				f.family = (uint8_t)ra.family;
+			}
+			if (k == K_BIND) {
+				f.sip = ra.text;
+				f.sport = ra.port;
+				f.flags |= FNET_FV_SERVER;
+			} else {
+				f.sip = ra.text;
+				f.sport = ra.port;
+				f.flags &= ~FNET_FV_SERVER;
+				if (k == K_CONNECT && get_saddr(s, in->v[1][i], &la)) {
+					f.cip = la.text;
+					f.cport = la.port;
+				}
+				if (k == K_CONNECT && (ret == 0 || ret == -EINPROGRESS_))
+					f.flags |= FNET_FV_CONNECTED;
+			}
+			sock_name(s, &f);
+			fv = fd_replace(s, p, a0, fi, &f, &evf);
+			break;
+		}
+		case K_ACCEPT:
+			fdnum = ret;
+			if (ret >= 0) {
+				uint32_t lf = p ? fd_lookup(p, a0) : 0;
+				int hr = get_saddr(s, in->v[0][i], &ra), hl = get_saddr(s, in->v[1][i], &la);
+				uint32_t fam = hr ? ra.family : (hl ? la.family : (lf ? s->fdi[lf].v.family : 0));
+
+				f.type = lf ? s->fdi[lf].v.type : fdtype_of_family(fam);
+				if (hr || hl)
+					f.type = fdtype_of_family(fam);
+				f.family = (uint8_t)fam;
+				f.l4proto = lf ? s->fdi[lf].v.l4proto : l4_of(fam, 1, 0);
+				if (hr) {
+					f.cip = ra.text;
+					f.cport = ra.port;
+				}
+				if (hl) {
+					f.sip = la.text;
+					f.sport = la.port;
+				}
+				f.flags = FNET_FV_SERVER | FNET_FV_CONNECTED;
+				f.name = FNET_EMPTY_ID;
+				sock_name(s, &f);
+				fv = new_fd(s, p, ret, &f, k == K_ACCEPT && (a1 & SOCK_CLOEXEC_) &&
+							   t == FNET_EV_ACCEPT4);
+			}
+			break;
+		default:
+			break;
+		}
+		p = pi ? &s->procs[pi] : NULL;	/* forks may have moved the slab */
+		out->pv[i] = (p && p->live) ? proc_version(s, pi) : 0;
+		out->fv[i] = fv;
+		out->fdnum[i] = fdnum;
+		out->evflags[i] = evf;
+		if (exiting) {
+			if (hm_get(&s->tidmap, (uint64_t)tid)) {
+				hm_del(&s->tidmap, (uint64_t)tid);
+				if (p && p->nthreads)
+					p->nthreads--;
+				s->sgen++;
+			}
+			if (p && a0 == 1)
+				proc_remove(s, pi);
+		}
+	}
+	s->st.events += in->n;
+	return s->oom ? -1 : 0;
+}

@@ -1,0 +1,108 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * state_int.h - private structures of the state engine, shared by state.c (tables,
+ * versions, seeding) and state_events.c (per-event transitions).  Not part of the cffi API.
+ */
+#ifndef FALCONET_STATE_INT_H
+#define FALCONET_STATE_INT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "falconet_abi.h"
+#include "intern.h"
+#include "state.h"
+
+#define FNET_FD_CLOEXEC 0x80000000u
+#define FNET_MAX_CHAIN 64	/* ancestors walked when making versions / finding leaders */
+#define FNET_EMPTY_ID 1
+#define FNET_TCACHE 4096	/* direct-mapped tid -> process cache */
+
+struct hmap {
+	uint64_t *keys;		/* key + 1; 0 = empty */
+	uint32_t *vals;
+	uint32_t mask;
+	uint32_t count;
+};
+
+struct proc {
+	struct fnet_pver v;	/* identity; parent/sname/vpgid_* are filled in versions only */
+	uint32_t *fds;		/* fd -> fd info index | FNET_FD_CLOEXEC, 0 = closed/unknown */
+	uint32_t fdcap;
+	uint32_t nthreads;
+	uint32_t nchildren;
+	uint32_t vid;		/* version in the current tables when vgen == state gen */
+	uint64_t vgen;
+	uint32_t next_free;
+	uint32_t live;
+};
+
+struct fdinfo {
+	struct fnet_fver v;
+	uint32_t refs;
+	uint32_t vid;
+	uint64_t vgen;
+	uint32_t next_free;
+};
+
+struct tcache_ent {
+	int64_t tid;
+	int64_t pid;
+	uint32_t pi;
+	uint64_t sgen;
+};
+
+struct fnet_state {
+	struct fnet_strtab *strings;
+	struct fnet_state_opts opts;
+	struct fnet_state_stats st;
+	uint32_t host_id;
+	int oom;
+
+	struct hmap pidmap;	/* pid -> proc index */
+	struct hmap tidmap;	/* tid -> pid + 1 */
+	struct proc *procs;
+	uint32_t procs_used, procs_cap, proc_free, nprocs;
+	struct fdinfo *fdi;
+	uint32_t fdi_used, fdi_cap, fdi_free, nfds;
+
+	uint64_t gen;		/* versions are valid while their vgen == gen */
+	uint64_t sgen;		/* bumped on any removal: invalidates the tid cache */
+	struct fnet_pver *pvt;
+	uint32_t npv, pvcap;
+	struct fnet_fver *fvt;
+	uint32_t nfv, fvcap;
+
+	struct tcache_ent tcache[FNET_TCACHE];
+	uint8_t scratch[3 * 65536 + 64];
+};
+
+/* state.c */
+int hm_init(struct hmap *m, uint32_t cap);
+void hm_free(struct hmap *m);
+uint32_t hm_get(const struct hmap *m, uint64_t key);
+int hm_put(struct hmap *m, uint64_t key, uint32_t val);
+void hm_del(struct hmap *m, uint64_t key);
+uint32_t st_intern(struct fnet_state *s, const void *p, size_t len);
+const uint8_t *st_get(const struct fnet_state *s, uint32_t id, uint32_t *len);
+uint32_t fver_push(struct fnet_state *s, const struct fnet_fver *v);
+uint32_t fd_version(struct fnet_state *s, uint32_t fi);
+uint32_t proc_version(struct fnet_state *s, uint32_t pi);
+uint32_t proc_lookup(struct fnet_state *s, int64_t pid);
+uint32_t proc_add(struct fnet_state *s, int64_t pid);
+void proc_remove(struct fnet_state *s, uint32_t pi);
+void child_link(struct fnet_state *s, struct proc *p, int delta);
+uint32_t fdinfo_new(struct fnet_state *s, const struct fnet_fver *v);
+void fd_install(struct fnet_state *s, struct proc *p, int64_t fd, uint32_t fi, int cloexec);
+uint32_t fd_lookup(const struct proc *p, int64_t fd);
+void fd_close_all(struct fnet_state *s, struct proc *p, int only_cloexec);
+int state_begin_batch(struct fnet_state *s);
+
+/* state_events.c */
+uint32_t make_cmdline(struct fnet_state *s, uint32_t comm, uint32_t args);
+uint32_t cwd_slash(struct fnet_state *s, uint32_t cwd);
+uint32_t container_of(struct fnet_state *s, uint32_t cgroup);
+uint32_t exe_flags(struct fnet_state *s, uint32_t exepath);
+uint32_t thread_set(struct fnet_state *s, int64_t tid, int64_t pid);
+
+#endif
