@@ -11,7 +11,8 @@ cd /
 
 R "kernel $(uname -r) preempt=$(cat /sys/kernel/debug/sched/preempt 2>/dev/null | tr -d '\n')"
 R "mem_before $(meminfo)"
-insmod $O/falconet.ko; R "insmod rc=$?"
+# 32 MiB per CPU: the storm below must fit even if the Python reader falls behind under TCG
+insmod $O/falconet.ko ring_bytes=$((32 << 20)); R "insmod rc=$?"
 [ -c /dev/falconet ]; R "device rc=$?"
 
 # --- live reader + the scripted workload -------------------------------------------------------
