@@ -40,7 +40,7 @@ from .scap_ppm import EVENTS
 from .scap_stream import ByteStream, StreamError, Window
 
 NEED_MORE, FULL, OTHER_BLOCK, ERROR = 0, 1, 2, 3
-MAX_META_BLOCK = 256 << 20     # one metadata block (process list of a huge host) at most
+MAX_META_BLOCK = 64 << 20      # one metadata block (process list of a huge host) at most
 MAX_EVENT_BLOCK = 64 << 20     # one *_LARGE event block at most
 MAX_THREADS = 1 << 19          # per-thread state (pending enter, pid) at most
 
@@ -206,7 +206,10 @@ class ScapSource(Source):
         if head < 12 or _HDR.unpack_from(buf, 0)[0] != SHB:
             raise CaptureError("not a .scap capture: the file does not start with a section "
                                "header block (bad magic)", self.path, 0)
-        self._section()
+        try:
+            self._section()
+        except StreamError as e:
+            raise self._fail(str(e), e.offset) from None
 
     def _fail(self, message: str, offset: int | None) -> CaptureError:
         return CaptureError(message, self.path, offset)
@@ -242,6 +245,32 @@ class ScapSource(Source):
         w.skip(total)
         return body
 
+    def _skip_block(self, code: int, total: int) -> None:
+        """Step over a block of a type this reader does not know, without holding it."""
+        w = self._w
+        assert w is not None
+        start = w.offset
+        if total < 12 or total > MAX_META_BLOCK:
+            raise self._fail(f"block of unknown type 0x{code:x} has an impossible length {total}",
+                             start + 4)
+        left = total - 4
+        while left:
+            got = w.ensure(min(left, 1 << 20))
+            if got == 0:
+                raise self._fail(f"the file ends inside a block of type 0x{code:x} "
+                                 f"({total - 4 - left} of {total} bytes)", w.offset)
+            step = min(got, left)
+            w.skip(step)
+            left -= step
+        if w.ensure(4) < 4:
+            raise self._fail(f"the file ends inside a block of type 0x{code:x}", w.offset)
+        trailer = _HDR.unpack_from(w.buf, w.pos)[0]
+        if trailer != total:
+            raise self._fail(f"block of type 0x{code:x}: trailer {trailer} does not repeat its "
+                             f"length {total}", w.offset)
+        w.skip(4)
+        self._count(f"unknown 0x{code:x}")
+
     def _section(self) -> None:
         """Section header at the window position, then metadata up to the first event block."""
         w = self._w
@@ -261,14 +290,19 @@ class ScapSource(Source):
             hdr = self._block_header()
             if hdr is None or hdr[0] in EV or hdr[0] == SHB:
                 break
+            if hdr[0] not in BLOCK_NAMES:
+                self._skip_block(*hdr)
+                continue
             base = w.offset + 8
             body = self._whole_block(hdr[0], hdr[1], MAX_META_BLOCK)
             try:
                 sb.add(hdr[0], body, base)
             except MetaError as e:
                 raise self._fail(str(e), e.offset) from None
-            if hdr[0] not in BLOCK_NAMES:
-                self._count(f"unknown 0x{hdr[0]:x}")
+        self._absorb(sb)
+
+    def _absorb(self, sb: SnapshotBuilder) -> None:
+        """Metadata of a section (or met between events) into the snapshot and pid table."""
         for k, n in sb.blocks.items():
             self._count(k, n)
         self._merge(sb.snap)
@@ -342,8 +376,14 @@ class ScapSource(Source):
                 self._section()         # concatenated capture: new metadata, events go on
                 continue
             if code not in EV:
-                self._whole_block(code, total, MAX_META_BLOCK)
-                self._count(BLOCK_NAMES.get(code, f"unknown 0x{code:x}"))
+                if code in BLOCK_NAMES:     # metadata between events: merged, as a restart
+                    base = w.offset + 8
+                    body = self._whole_block(code, total, MAX_META_BLOCK)
+                    sb = SnapshotBuilder()
+                    sb.add(code, body, base)
+                    self._absorb(sb)
+                else:
+                    self._skip_block(code, total)
                 continue
             status, consumed, need, events, rows, eoff, msg = self._walker.walk(
                 w.buf, w.pos, self.scap_events + 1, rows)
@@ -361,8 +401,9 @@ class ScapSource(Source):
             elif status == NEED_MORE:
                 got = w.ensure(need)
                 if 0 < got < need:
-                    raise self._fail(f"the file ends inside an event block ({got} of {need} "
-                                     "bytes)", w.offset)
+                    what = "a block header" if need == 8 else "an event block"
+                    raise self._fail(f"the file ends inside {what} ({got} of {need} bytes)",
+                                     w.offset)
         self._pending_rows = 0
         if rows:
             yield rows
