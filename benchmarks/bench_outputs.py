@@ -29,9 +29,9 @@ import time
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from collector.alert import Alert, Priority  # noqa: E402
-from collector.config import Config  # noqa: E402
-from collector.outputs import OutputManager  # noqa: E402
+from collector.alert import Alert, Priority
+from collector.config import Config
+from collector.outputs import OutputManager
 
 FIELDS = {"evt.time": 0, "evt.type": "openat", "fd.name": "/etc/shadow", "proc.name": "cat",
           "proc.cmdline": "cat /etc/shadow", "proc.pid": 4242, "user.name": "root",
@@ -52,6 +52,7 @@ def alert(i: int) -> Alert:
 
 def grpc_client(address: str, counter, ready, stop) -> None:
     import grpc
+
     from collector.outputs.grpc import falconet_pb2, falconet_pb2_grpc
     ch = grpc.insecure_channel(address)
     stub = falconet_pb2_grpc.alertsStub(ch)

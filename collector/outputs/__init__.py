@@ -11,4 +11,4 @@ subclassing :class:`Channel` and calling ``add_channel`` before ``start()``.
 from .base import Channel, Formatter
 from .manager import DROP_RULE, OutputManager
 
-__all__ = ["Channel", "DROP_RULE", "Formatter", "OutputManager"]
+__all__ = ["DROP_RULE", "Channel", "Formatter", "OutputManager"]

@@ -25,7 +25,6 @@ import logging
 import socket
 import ssl
 import threading
-import time
 import urllib.parse
 
 from ..alert import Alert
@@ -147,7 +146,7 @@ class HttpChannel(Channel):
                     raise
                 self.extra_stats["status_5xx"] += 1
                 err: Exception = e
-            except (socket.timeout, TimeoutError) as e:
+            except TimeoutError as e:
                 self.extra_stats["timeouts"] += 1
                 timeouts += 1
                 err = OutputError(f"http_output: {self.url}: timed out after {self.timeout:g} s")

@@ -64,7 +64,7 @@ class _Lane:
             try:
                 ch.deliver(alert)
                 self.delivered += 1
-            except Exception as e:  # a channel error must never kill its worker
+            except Exception as e:  # noqa: BLE001 - any channel error must not kill its worker
                 self._failed(e)
             finally:
                 q.task_done()
@@ -341,7 +341,7 @@ class OutputManager:
             lane.abort = True  # whatever is still queued now is dropped, and counted
             try:
                 lane.channel.close()
-            except Exception as e:
+            except Exception as e:  # noqa: BLE001 - one channel must not stop the others closing
                 log.warning("output %s: close failed: %s", lane.channel.name, e)
         for lane in self._lanes:
             if lane.thread is not None:

@@ -5,17 +5,24 @@ and a slow subscriber dropped alone."""
 from __future__ import annotations
 
 import os
+import pathlib
 import stat
 import threading
-import time
 
 import grpc
 import pytest
 
 from collector.alert import Priority
 from collector.errors import ConfigError, OutputError
-from collector.outputs.grpc import falconet_pb2, falconet_pb2_grpc, outputs_pb2, outputs_pb2_grpc
-from collector.outputs.grpc import schema_pb2, version_pb2, version_pb2_grpc
+from collector.outputs.grpc import (
+    falconet_pb2,
+    falconet_pb2_grpc,
+    outputs_pb2,
+    outputs_pb2_grpc,
+    schema_pb2,
+    version_pb2,
+    version_pb2_grpc,
+)
 
 from .conftest import T0, config, make_alert, wait_for
 
@@ -35,9 +42,9 @@ def tls_cfg(certs, *extra):
 
 def tls_channel(address, certs, cert="client_crt", key="client_key"):
     creds = grpc.ssl_channel_credentials(
-        root_certificates=open(certs["ca"], "rb").read(),
-        private_key=open(certs[key], "rb").read(),
-        certificate_chain=open(certs[cert], "rb").read())
+        root_certificates=pathlib.Path(certs["ca"]).read_bytes(),
+        private_key=pathlib.Path(certs[key]).read_bytes(),
+        certificate_chain=pathlib.Path(certs[cert]).read_bytes())
     return grpc.secure_channel(address, creds)
 
 
@@ -154,14 +161,12 @@ def test_mutual_tls_over_tcp(managers, certs):
             list(outputs_pb2_grpc.serviceStub(ch).get(outputs_pb2.request(), timeout=5))
         assert e.value.code() == grpc.StatusCode.UNAVAILABLE
     # So is a client with no certificate at all.
-    creds = grpc.ssl_channel_credentials(root_certificates=open(certs["ca"], "rb").read())
-    with grpc.secure_channel(addr, creds) as ch:
-        with pytest.raises(grpc.RpcError):
-            list(outputs_pb2_grpc.serviceStub(ch).get(outputs_pb2.request(), timeout=5))
+    creds = grpc.ssl_channel_credentials(root_certificates=pathlib.Path(certs["ca"]).read_bytes())
+    with grpc.secure_channel(addr, creds) as ch, pytest.raises(grpc.RpcError):
+        list(outputs_pb2_grpc.serviceStub(ch).get(outputs_pb2.request(), timeout=5))
     # And plain text.
-    with grpc.insecure_channel(addr) as ch:
-        with pytest.raises(grpc.RpcError):
-            list(outputs_pb2_grpc.serviceStub(ch).get(outputs_pb2.request(), timeout=5))
+    with grpc.insecure_channel(addr) as ch, pytest.raises(grpc.RpcError):
+        list(outputs_pb2_grpc.serviceStub(ch).get(outputs_pb2.request(), timeout=5))
 
 
 def test_tcp_without_tls_is_refused_unless_allowed(managers, tmp_path):
@@ -331,7 +336,7 @@ def test_slow_subscriber_is_dropped_alone_and_can_resume(managers, tmp_path):
     for i in range(1, n):
         m.emit(make_alert(i, blob=big))
         if i % 10 == 0:  # a reader that keeps up: never more than 20 alerts behind
-            assert wait_for(lambda: len(fast_got) >= i - 5)
+            assert wait_for(lambda i=i: len(fast_got) >= i - 5)
     t.join(30)
     # The fast subscriber got everything, in order, although the other one stalled.
     assert [e.alert.seq for e in fast_got] == list(range(1, n + 1))

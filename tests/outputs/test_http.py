@@ -224,9 +224,8 @@ class Stalled:
         self.sock.close()
 
 
-def test_stalled_endpoint_never_blocks_capture_and_drops_are_counted(managers, sidekick):
+def test_stalled_endpoint_never_blocks_capture_and_drops_are_counted(managers):
     stalled = Stalled()
-    sk = sidekick()
     try:
         m = managers(config("http_output.enabled=true", f"http_output.url={stalled.url}",
                             "http_output.timeout=30", "http_output.queue_capacity=50",
@@ -325,7 +324,7 @@ def test_server_closing_idle_keepalive_connections_is_not_an_error(managers, sid
         m.start()
         for i in range(5):
             m.emit(make_alert(i))
-            assert wait_for(lambda: len(sk.received) == i + 1)
+            assert wait_for(lambda i=i: len(sk.received) == i + 1)
             time.sleep(0.02)
     finally:
         _Handler._answer = orig

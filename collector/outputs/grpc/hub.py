@@ -22,8 +22,8 @@ from __future__ import annotations
 import collections
 import threading
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 MAX_CURSORS = 4096
 
@@ -211,9 +211,7 @@ class Criteria:
             return False
         if self.sources and item.source not in self.sources:
             return False
-        if self.tags and not (self.tags & item.tags):
-            return False
-        return True
+        return not self.tags or bool(self.tags & item.tags)
 
     def empty(self) -> bool:
         return (self.min_priority is None and not self.rules and not self.tags

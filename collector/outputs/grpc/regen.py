@@ -19,8 +19,8 @@ PROTOS = ("schema.proto", "outputs.proto", "version.proto", "falconet.proto")
 
 def main() -> int:
     try:
-        from grpc_tools import protoc
         import grpc_tools
+        from grpc_tools import protoc
     except ImportError:
         print("regen: grpcio-tools is not installed (python3 -m pip install grpcio-tools)",
               file=sys.stderr)
@@ -32,11 +32,11 @@ def main() -> int:
         print("regen: protoc failed", file=sys.stderr)
         return 1
     names = "|".join(p.removesuffix(".proto") for p in PROTOS)
-    flat = re.compile(rf"^import ({names})_pb2 as ", re.M)
+    flat = re.compile(rf"^import ({names})_pb2 as ", re.MULTILINE)
     for path in sorted(HERE.glob("*_pb2*.py*")):
         text = path.read_text()
         fixed = flat.sub(r"from . import \1_pb2 as ", text)
-        fixed = re.sub(rf"^from ({names})_pb2 import ", r"from .\1_pb2 import ", fixed, flags=re.M)
+        fixed = re.sub(rf"^from ({names})_pb2 import ", r"from .\1_pb2 import ", fixed, flags=re.MULTILINE)
         if fixed != text:
             path.write_text(fixed)
     print(f"regen: generated {len(PROTOS)} protos into {HERE}")

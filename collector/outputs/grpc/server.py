@@ -26,8 +26,8 @@ import os
 import socket
 import stat
 import threading
+from collections.abc import Iterator
 from concurrent import futures
-from typing import Iterator
 
 import grpc
 
@@ -124,7 +124,7 @@ def _drain(it) -> None:
     try:
         for _ in it:
             pass
-    except Exception:  # the call ended: nothing to do
+    except Exception:  # noqa: BLE001, S110 - the call ended: nothing left to drain
         pass
 
 
