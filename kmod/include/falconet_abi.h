@@ -265,6 +265,8 @@ static inline __u64 fnet_layout_hash(void)
  *   - socket addresses: struct fnet_sockaddr; connect/accept/bind/sendto carry both ends:
  *     `addr` = the peer (remote), `laddr` = the local end after the call.
  *   - cred-like values: uid/gid/euid/egid/loginuid as u32 (loginuid -1 = unset);
+ *     the paired execve slots pack two of them: uid_gid = uid | (u64)gid << 32, same for
+ *     euid_egid;
  *     tty = kernel dev_t of the controlling tty (0 = none, major<<20|minor).
  *   - `cap_eff` etc.: 64-bit capability masks.
  * Lifecycle records (category PROC):
