@@ -144,4 +144,17 @@ static inline bool fnet_compat_syscall(long nr)
  * faults"): raw_syscalls probes run with preemption *enabled*.  The record path therefore
  * always disables preemption itself (see record.c) rather than relying on the tracepoint. */
 
+/* 4.18: kvcalloc(); kvmalloc_array() exists since 4.12. */
+#if LINUX_VERSION_CODE < KERNEL_VERSION(4, 18, 0)
+#define kvcalloc(n, size, gfp) kvmalloc_array(n, size, (gfp) | __GFP_ZERO)
+#endif
+
+/* 4.16: __poll_t and the EPOLL* constants for ->poll(). */
+#if LINUX_VERSION_CODE < KERNEL_VERSION(4, 16, 0)
+typedef unsigned int __poll_t;
+#define EPOLLIN POLLIN
+#define EPOLLRDNORM POLLRDNORM
+#define EPOLLHUP POLLHUP
+#endif
+
 #endif /* FNET_COMPAT_H */

@@ -100,7 +100,7 @@ T1=$(date +%s)
 set +e
 timeout "$TIMEOUT" qemu-system-x86_64 -accel tcg -cpu max -smp 2 -m 2048 -nographic -no-reboot \
   -kernel "$VMLINUX" -initrd "$WORK/initramfs.cpio.gz" \
-  -append "console=ttyS0 panic=-1 quiet loglevel=4 falconet.script=guest_$MODE.sh" \
+  -append "console=ttyS0 panic=-1 quiet loglevel=4 preempt=full falconet.script=guest_$MODE.sh" \
   -virtfs local,path=/,mount_tag=hostroot,security_model=none,readonly=on,multidevs=remap \
   -virtfs local,path="$WORK/out",mount_tag=out,security_model=none \
   < /dev/null > "$WORK/out/serial.log" 2>&1
