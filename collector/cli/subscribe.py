@@ -159,6 +159,8 @@ def run(args: argparse.Namespace) -> int:
                        or args.state_file):
         raise ConfigError("--falco: Falco's API has no filters and no resume; drop "
                           "--min-priority/--rule/--tag/--source/--state-file")
+    from ..outputs.grpc import load
+    load("falconet subscribe")
     import grpc
     state = _State(args.state_file)
     printed = 0

@@ -131,7 +131,8 @@ class OutputManager:
                 log.warning("grpc_output.enabled is true but grpc.enabled is false: "
                             "no gRPC server, alerts are not streamed (as in Falco)")
             return
-        from .grpc import GrpcChannel, GrpcServer  # grpcio is needed only when enabled
+        from .grpc import load  # grpcio is needed only when enabled
+        GrpcChannel, GrpcServer = load()
         self.grpc_server = GrpcServer(cfg)
         if out.enabled(False):
             ch = GrpcChannel(self.grpc_server.hub, Formatter(cfg))

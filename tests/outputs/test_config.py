@@ -86,3 +86,10 @@ def test_default_config_builds_and_documents_every_key():
     for key in ("min_priority", "queue_capacity"):
         assert re.search(rf"^#\s+{key}:", text, re.MULTILINE), key
     m.close()
+
+
+def test_missing_grpc_runtime_is_one_clear_error(monkeypatch):
+    import sys
+    monkeypatch.setitem(sys.modules, "collector.outputs.grpc.falconet_pb2", None)
+    with pytest.raises(OutputError, match=r"grpc.enabled: gRPC support cannot load .*grpcio>="):
+        OutputManager(config("grpc.enabled=true"))
