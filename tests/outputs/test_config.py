@@ -90,6 +90,9 @@ def test_default_config_builds_and_documents_every_key():
 
 def test_missing_grpc_runtime_is_one_clear_error(monkeypatch):
     import sys
+
+    import collector.outputs.grpc as pkg
+    monkeypatch.delattr(pkg, "falconet_pb2", raising=False)
     monkeypatch.setitem(sys.modules, "collector.outputs.grpc.falconet_pb2", None)
     with pytest.raises(OutputError, match=r"grpc.enabled: gRPC support cannot load .*grpcio>="):
         OutputManager(config("grpc.enabled=true"))
