@@ -68,38 +68,46 @@ class Ctx:
 
 
 class Lut:
-    """A table over string ids, grown lazily; ``fn(text, raw_bytes)`` gives the entry."""
+    """A table over string ids, filled lazily: an entry is computed (``fn(text, strings, id)``)
+    the first time its id shows up in the data looked up, and kept for every later batch.
+    Only the distinct strings a predicate actually sees are ever evaluated.
 
-    __slots__ = ("fn", "dtype", "arr", "done", "strings_ref", "absent")
+    ``unknown`` marks entries not computed yet; ``absent`` is the entry of id 0 (<NA>).
+    """
 
-    def __init__(self, fn, dtype, absent=0):
+    __slots__ = ("fn", "dtype", "arr", "strings_ref", "absent", "unknown")
+
+    def __init__(self, fn, dtype, unknown, absent):
         self.fn = fn
         self.dtype = dtype
-        self.arr = np.zeros(0, dtype)
-        self.done = 0
-        self.strings_ref = None
+        self.unknown = unknown
         self.absent = absent
+        self.arr = np.zeros(0, dtype)
+        self.strings_ref = None
 
-    def table(self, strings) -> np.ndarray:
+    def lookup(self, strings, data: np.ndarray) -> np.ndarray:
         if self.strings_ref is not strings:          # a new pipeline/string table
             self.strings_ref = strings
-            self.arr = np.zeros(0, self.dtype)
-            self.done = 0
+            self.arr = np.full(1024, self.unknown, self.dtype)
+            self.arr[0] = self.absent
         n = len(strings)
-        if n > self.done:
-            if n > len(self.arr):
-                new = np.empty(max(n, 2 * len(self.arr), 1024), self.dtype)
-                new[:self.done] = self.arr[:self.done]
-                self.arr = new
-            fn = self.fn
-            start = self.done
-            if start == 0:
-                self.arr[0] = self.absent
-                start = 1
-            get, text = strings.get, strings.text
-            self.arr[start:n] = [fn(text(i), get(i)) for i in range(start, n)]
-            self.done = n
-        return self.arr
+        if n > len(self.arr):
+            new = np.full(max(n, 2 * len(self.arr)), self.unknown, self.dtype)
+            new[:len(self.arr)] = self.arr
+            self.arr = new
+        vals = self.arr[data]
+        miss = vals == self.unknown
+        if miss.any():
+            ids = np.unique(data[miss])
+            fn, text = self.fn, strings.text
+            self.arr[ids] = [fn(text(i), strings, i) for i in ids.tolist()]
+            vals = self.arr[data]
+        return vals
+
+
+def _bool_lut(pred) -> Lut:
+    """A predicate table: 0 = not computed, 1 = false, 2 = true."""
+    return Lut(lambda t, strings, i: 2 if pred(t, strings, i) else 1, np.uint8, 0, 1)
 
 
 class LutCache:
@@ -118,46 +126,47 @@ class LutCache:
 
 
 def _str_pred(op: str, values: tuple):
-    """text, raw -> bool for one string operator (the vectorized path's own definitions)."""
+    """(text, strings, id) -> bool for one string operator (the vectorized path's own
+    definitions; the raw bytes are fetched only by the byte operators)."""
     if op in ("=", "in", "intersects"):
         s = frozenset(values)
-        return lambda t, b: t in s
+        return lambda t, S, i: t in s
     if op == "!=":
         v = values[0]
-        return lambda t, b: t != v
+        return lambda t, S, i: t != v
     if op == "contains":
         v = values[0]
-        return lambda t, b: v in t
+        return lambda t, S, i: v in t
     if op == "icontains":
         v = values[0].lower()
-        return lambda t, b: v in t.lower()
+        return lambda t, S, i: v in t.lower()
     if op == "startswith":
         v = values[0]
-        return lambda t, b: t.startswith(v)
+        return lambda t, S, i: t.startswith(v)
     if op == "endswith":
         v = values[0]
-        return lambda t, b: t.endswith(v)
+        return lambda t, S, i: t.endswith(v)
     if op == "bcontains":
         v = values[0]
-        return lambda t, b: v in b
+        return lambda t, S, i: v in S.get(i)
     if op == "bstartswith":
         v = values[0]
-        return lambda t, b: b.startswith(v)
+        return lambda t, S, i: S.get(i).startswith(v)
     if op in ("glob", "iglob"):
         flags = re.S | (re.I if op == "iglob" else 0)
         rx = re.compile(fnmatch.translate(values[0]), flags)
         if op == "iglob":
-            return lambda t, b: rx.match(t.lower()) is not None if t.isascii() else \
+            return lambda t, S, i: rx.match(t.lower()) is not None if t.isascii() else \
                 fnmatch.fnmatchcase(t.lower(), values[0].lower())
-        return lambda t, b: rx.match(t) is not None
+        return lambda t, S, i: rx.match(t) is not None
     if op == "regex":
         rx = re.compile(values[0])
-        return lambda t, b: rx.fullmatch(t) is not None
+        return lambda t, S, i: rx.fullmatch(t) is not None
     if op == "pmatch":
         exact = frozenset(values)
         root = "/" in exact
 
-        def pm(t, b):
+        def pm(t, S, i):
             if t in exact or (root and t.startswith("/")):
                 return True
             j = t.rfind("/")
@@ -171,7 +180,7 @@ def _str_pred(op: str, values: tuple):
         v = values[0]
         import operator
         f = {"<": operator.lt, "<=": operator.le, ">": operator.gt, ">=": operator.ge}[op]
-        return lambda t, b: f(t, v)
+        return lambda t, S, i: f(t, v)
     raise ValueError(op)  # pragma: no cover
 
 
@@ -180,7 +189,7 @@ def _ip_pred(op: str, values: tuple):
     matches (``!=`` included)."""
     neg = op == "!="
 
-    def p(t, b):
+    def p(t, S, i):
         try:
             a = ipaddress.ip_address(t)
         except ValueError:
@@ -207,15 +216,15 @@ def eval_expr(ctx: Ctx, e, luts: LutCache, key_override=None):
         data, kind = _ints_to_ids(ctx.strings, data), "str"
     strings = ctx.strings
     if e.fn == "len":
-        lut = luts.get(("len",), lambda: Lut(lambda t, b: len(b), np.int64))
-        return "int", lut.table(strings)[data], valid if valid is not None else data != NA
+        lut = luts.get(("len",), lambda: Lut(lambda t, S, i: len(S.get(i)), np.int64, -1, 0))
+        return "int", lut.lookup(strings, data), valid if valid is not None else data != NA
     fn = _TRANSFORMS[e.fn]
 
-    def tr(t, b, fn=fn, strings=strings):
+    def tr(t, S, i, fn=fn):
         r = fn(t)
-        return NA if r is None else strings.intern(r)
-    lut = luts.get(("tr", e.fn), lambda: Lut(tr, np.uint32))
-    out = lut.table(strings)[data]
+        return NA if r is None else S.intern(r)
+    lut = luts.get(("tr", e.fn), lambda: Lut(tr, np.int64, -1, NA))
+    out = lut.lookup(strings, data).astype(np.uint32)
     return "str", out, out != NA
 
 
@@ -330,12 +339,9 @@ class CmpPlan:
                     m &= data != NA
             else:
                 key = self._pred_key
-                if c.kind == "ip":
-                    make = lambda: Lut(_ip_pred(c.op, c.values), bool)  # noqa: E731
-                else:
-                    make = lambda: Lut(_str_pred(c.op, c.values), bool)  # noqa: E731
-                lut = self.luts.get(key, make)
-                m = lut.table(ctx.strings)[data]
+                pred = _ip_pred if c.kind == "ip" else _str_pred
+                lut = self.luts.get(key, lambda: _bool_lut(pred(c.op, c.values)))
+                m = lut.lookup(ctx.strings, data) == 2
         else:
             if kind == "str":
                 data = _ids_to_ints(self.luts, ctx.strings, data)
@@ -379,13 +385,13 @@ class CmpPlan:
             if a == NA or b == NA:
                 out[j] = False
                 continue
-            vb = strings.get(b)
-            vals = (vb,) if c.op in ("bcontains", "bstartswith") else (strings.text(b),)
-            out[j] = _str_pred(c.op, vals)(strings.text(a), strings.get(a))
+            vals = (strings.get(b),) if c.op in ("bcontains", "bstartswith") else (strings.text(b),)
+            out[j] = _str_pred(c.op, vals)(strings.text(a), strings, a)
         return out[inv.reshape(-1)].reshape(data.shape) & ok
 
 
 _BAD = np.iinfo(np.int64).min
+_UNKNOWN_INT = np.iinfo(np.int64).min + 1
 
 
 def _num_op(op: str, data, nums, other=None):
@@ -419,7 +425,7 @@ def _ints_to_ids(strings, data) -> np.ndarray:
     return ids[inv.reshape(-1)].reshape(data.shape)
 
 
-def _parse_num(t, b):
+def _parse_num(t, S, i):
     if t is None:
         return _BAD
     try:
@@ -429,8 +435,8 @@ def _parse_num(t, b):
 
 
 def _ids_to_ints(luts: LutCache, strings, data) -> np.ndarray:
-    lut = luts.get(("int",), lambda: Lut(_parse_num, np.int64, absent=_BAD))
-    return lut.table(strings)[data]
+    lut = luts.get(("int",), lambda: Lut(_parse_num, np.int64, _UNKNOWN_INT, _BAD))
+    return lut.lookup(strings, data)
 
 
 def compile_plan(node, luts: LutCache):
