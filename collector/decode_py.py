@@ -2,10 +2,11 @@
 
 Same contract as the C path (ext/decode.h), same results: the same columns, the same string
 ids assigned in the same order (record order, then v0..v5), the same skip counters.  Only
-finding the record boundaries walks the buffer in Python (a record's length says where the
-next one starts); everything else is numpy over all records at once:
+finding the record boundaries may step in Python, once per break in the chain of
+plausible headers (once per buffer when it is clean); everything else is numpy over all records at once:
 
-1. boundaries: every 8-byte slot's candidate ``len`` -> a step array; one tight loop chains it;
+1. boundaries: slots that look like headers are linked by their lengths; Python steps only
+   where the linked runs break (see _record_offsets);
 2. headers: one gather of the 12 header words of every record, viewed as ``abi.HDR_DTYPE``;
 3. framing: the first record whose vlen[] sum exceeds its len ends the buffer (bad length);
    unknown types are masked out;
@@ -95,36 +96,101 @@ def _as_u8(buf) -> np.ndarray:
     return np.frombuffer(buf, np.uint8)
 
 
+_KNOWN = EVENT_INFO != 0
+_HDR_VOID = np.dtype(f"V{HDR}")
+
+
 def _record_offsets(b: np.ndarray) -> tuple[np.ndarray, int, int]:
     """Slot indices (offset / 8) of the framed records, the end offset, and a bad reason (0 if
-    the chain reached the end of the buffer exactly)."""
+    the chain reached the end of the buffer exactly).
+
+    A record's length says where the next one starts, so the true chain is sequential.  It is
+    found in runs: every 8-byte slot that looks like a header (framed length, known type, vlen[]
+    within len, zero _pad) is a candidate; a candidate whose length lands exactly on the next candidate is linked to it.
+    From the current position, the whole linked run is taken at once; Python only steps at a
+    break (a record that is not a candidate, or a candidate followed by a false one), so a
+    clean buffer costs one step and an adversarial one no more than a step per record.
+    """
     size = len(b)
     nslots = size // 8
     if nslots == 0:
         return np.zeros(0, np.int64), 0, (1 if size else 0)
-    lens = b[: nslots * 8].view("<u2")[::4]
-    step = np.where((lens >= HDR) & ((lens & 7) == 0), lens >> 3, 0).astype(np.uint16)
-    st = memoryview(step)
-    offs: list[int] = []
-    app = offs.append
-    p = 0
-    while p < nslots:                       # the one per-record Python loop: chase lengths
-        s = st[p]
-        if not s:
+    lo = b[: nslots * 8].view("<u4")[::2]                 # len | type << 16, per slot
+    maybe = np.flatnonzero(((lo & 7) == 0) & ((lo & 0xFFFF) >= HDR) & (lo < (1 << 23)))
+    cand = maybe[_KNOWN[lo[maybe] >> 16] & (maybe + HDR_WORDS <= nslots)]
+    # ... whose vlen[] fit in len and whose _pad is 0 (an inode number in arg[4] often looks
+    # like len | type otherwise); a true record failing this is merely stepped over singly.
+    tail = b[: nslots * 8].view("<u8")[cand[:, None] + np.array([10, 11])]   # vlen[0..3], vlen[4..5] + pad
+    v4 = tail.view("<u2").reshape(-1, 8).astype(np.int64)
+    ln = (lo[cand] & 0xFFFF).astype(np.int64)
+    cand = cand[(v4[:, :6].sum(axis=1) + HDR <= ln) & ((tail[:, 1] >> np.uint64(32)) == 0)]
+    nxt = cand + ((lo[cand] & 0xFFFF) >> 3)
+    # A false candidate (e.g. an inode number in arg[4] that reads as len | type) is almost
+    # never where another candidate's length lands: drop candidates nobody points at (the
+    # walk below still verifies the chain; a true record dropped here is stepped over singly).
+    for _ in range(2):
+        hit = np.zeros(nslots + 1, bool)
+        hit[np.minimum(nxt, nslots)] = True
+        hit[0] = True
+        keep = hit[cand]
+        if keep.all():
             break
-        app(p)
-        p += s
-    if p > nslots:                          # the last record runs past the buffer
-        p = offs.pop()
+        cand, nxt = cand[keep], nxt[keep]
+    breaks = np.flatnonzero(nxt[:-1] != cand[1:])
+    breaks = np.append(breaks, len(cand) - 1)
+    runs: list[np.ndarray] = []
+    p = 0
+    nc = len(cand)
+    while p < nslots:
+        k = int(np.searchsorted(cand, p))
+        if k < nc and cand[k] == p:
+            j = int(breaks[np.searchsorted(breaks, k)])
+            runs.append(cand[k: j + 1])
+            p = int(nxt[j])
+        else:                                              # not a candidate: one record
+            ln = int(lo[p]) & 0xFFFF
+            if ln < HDR or ln & 7:
+                break
+            runs.append(np.array([p], np.int64))
+            p += ln >> 3
+    offs = np.concatenate(runs).astype(np.int64, copy=False) if runs else np.zeros(0, np.int64)
+    if p > nslots:                                         # the last record runs past the end
+        p = int(offs[-1])
+        offs = offs[:-1]
     end = p * 8
     if end == size:
-        return np.asarray(offs, np.int64), end, 0
-    left = size - end
-    if left < HDR:
-        return np.asarray(offs, np.int64), end, 1
-    ln = int(lens[p]) if p < nslots else 0
-    reason = 2 if ln < HDR else 3 if ln & 7 else 4
-    return np.asarray(offs, np.int64), end, reason
+        return offs, end, 0
+    if size - end < HDR:
+        return offs, end, 1
+    ln = int(lo[p]) & 0xFFFF
+    return offs, end, (2 if ln < HDR else 3 if ln & 7 else 4)
+
+
+def _gather_words(b: np.ndarray, start: np.ndarray, length: np.ndarray, w: int) -> np.ndarray:
+    """(m, w // 8) little-endian words of b[start:start+length], zero past each end."""
+    size = len(b)
+    vw = np.dtype(f"V{w}")
+    over = start > size - w                    # windows that would run past the buffer
+    if not over.any():
+        mat = np.ndarray((size - w + 1,), vw, b, 0, (1,))[start]
+    else:
+        base = max(0, size - w)
+        tail = np.zeros(size - base + w, np.uint8)
+        tail[: size - base] = b[base:]
+        mat = np.empty(len(start), vw)
+        mat[over] = np.ndarray((size - base,), vw, tail, 0, (1,))[start[over] - base]
+        if size >= w:
+            ok = ~over
+            mat[ok] = np.ndarray((size - w + 1,), vw, b, 0, (1,))[start[ok]]
+    mat = mat.view(np.uint8).reshape(len(start), w)
+    words = mat.view("<u8")
+    last = (length - 1) >> 3                   # word holding the last byte
+    col = np.arange(w // 8)[None, :]
+    keep = np.where(col < last[:, None], ~np.uint64(0),
+                    np.where(col == last[:, None],
+                             ~np.uint64(0) >> (np.uint64(64) - ((length - 8 * last) * 8).astype(np.uint64))[:, None],
+                             np.uint64(0)))
+    return words & keep
 
 
 def _intern_parts(b: np.ndarray, start: np.ndarray, length: np.ndarray,
@@ -135,23 +201,12 @@ def _intern_parts(b: np.ndarray, start: np.ndarray, length: np.ndarray,
     ids = np.empty(k, np.uint32)
     if k == 0:
         return ids
-    maxlen = int(length.max())
-    width = 8
-    while width < maxlen:
-        width *= 2
-    padded = np.zeros(len(b) + width, np.uint8)
-    padded[: len(b)] = b
-    win = np.lib.stride_tricks.as_strided(padded, shape=(len(b), width), strides=(1, 1),
-                                          writeable=False)
     bucket = np.maximum(np.ceil(np.log2(np.maximum(length, 1))), 3).astype(np.int64)
-    firsts, reps, owners = [], [], []       # per distinct: first occurrence, (start, len)
-    for bk in np.unique(bucket):
+    firsts, owners = [], []
+    for bk in np.unique(bucket).tolist():
         sel = np.flatnonzero(bucket == bk)
-        w = 1 << int(bk)
         ln = length[sel]
-        mat = win[start[sel], :w]                      # (m, w) copy; rows may overrun
-        mat[np.arange(w)[None, :] >= ln[:, None]] = 0  # zero past each string's end
-        words = mat.view("<u8")
+        words = _gather_words(b, start[sel], ln, 1 << bk)
         h = ln.astype(np.uint64) * np.uint64(0x9E3779B97F4A7C15)
         with np.errstate(over="ignore"):
             for j in range(words.shape[1]):
@@ -160,9 +215,9 @@ def _intern_parts(b: np.ndarray, start: np.ndarray, length: np.ndarray,
         _, first, inv = np.unique(h, return_index=True, return_inverse=True)
         inv = inv.reshape(-1)
         rep = first[inv]
-        if not ((ln == ln[rep]).all() and (mat == mat[rep]).all()):
+        if not ((ln == ln[rep]).all() and (words == words[rep]).all()):
             # A 64-bit hash collision: group this bucket by the exact bytes instead.
-            keys = [mat[i, : ln[i]].tobytes() for i in range(len(sel))]
+            keys = [words[i].tobytes()[: ln[i]] for i in range(len(sel))]
             seen: dict[bytes, int] = {}
             inv = np.fromiter((seen.setdefault(kk, len(seen)) for kk in keys), np.int64, len(keys))
             first = np.zeros(len(seen), np.int64)
@@ -191,9 +246,10 @@ def decode(buf, strings: StringTable, first_num: int = 1) -> tuple[EventBatch, D
     offs, end, reason = _record_offsets(b)
     n0 = len(offs)
     if n0:
-        words = b[: (size // 8) * 8].view("<u8")
-        hw = words[offs[:, None] + np.arange(HDR_WORDS)]
-        hdr = hw.view(abi.HDR_DTYPE).reshape(n0)
+        # every 8-byte slot viewed as an opaque 96-byte row (overlapping), one row gather (an
+        # opaque void gather is several times faster than a structured one), then the dtype
+        slots = np.ndarray((size // 8 - HDR_WORDS + 1,), _HDR_VOID, b, 0, (8,))
+        hdr = slots[offs].view(abi.HDR_DTYPE)
         vlen = hdr["vlen"].astype(np.int64)
         badv = np.flatnonzero(HDR + vlen.sum(axis=1) > hdr["len"])
         if len(badv):
@@ -232,7 +288,10 @@ def decode(buf, strings: StringTable, first_num: int = 1) -> tuple[EventBatch, D
     vids = _NAMED[types].copy() if n else np.zeros((0, 6), np.uint32)   # empty (1) / absent (0)
     has = vlen > 0
     if has.any():
-        start = offs[:, None] * 8 + HDR + (np.cumsum(vlen, axis=1) - vlen)
+        start = np.empty_like(vlen)                     # offset of each part: exclusive prefix
+        start[:, 0] = offs * 8 + HDR
+        for i in range(1, 6):
+            start[:, i] = start[:, i - 1] + vlen[:, i - 1]
         vids[has] = _intern_parts(b, start[has], vlen[has], strings)
     for i in range(6):
         cols[f"v{i}"] = np.ascontiguousarray(vids[:, i])

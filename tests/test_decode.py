@@ -326,3 +326,20 @@ def test_random_corruption_same_in_both(recs, data):
     assert s.records == b.n
     if s.bad_offset is not None:
         assert s.bad_length == 1 and s.bad_offset + s.bad_length_bytes == len(buf)
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(st.tuples(st.integers(0, 15), st.booleans(), st.integers(0, 3)), min_size=1, max_size=12))
+def test_records_hidden_in_strings_are_not_records(layout):
+    """Variable parts that contain whole valid records (at any alignment) stay strings."""
+    fake = OPEN + CLOSE
+    recs = []
+    for pad, unknown, k in layout:
+        recs.append(R.encode("execve", tid=1, pid=2, ts=3, vars=(b"p" * pad + fake * k, fake)))
+        if unknown:
+            recs.append(R.encode(120, tid=1, pid=1, ts=1, raw_type=True, vars=(fake,)))
+    buf = b"".join(recs)
+    b, s = both(buf)
+    assert b.n == len(layout) and (b["type"] == abi.EV["EXECVE"]).all()
+    assert s.unknown_type == sum(u for _, u, _ in layout) and s.bad_offset is None
+    assert b.strings.get(int(b["v1"][0])) == fake
