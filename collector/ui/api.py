@@ -18,7 +18,7 @@ from typing import Any
 from .. import __version__
 from ..alert import Priority, format_time_json
 from .ingest import falco_json, strip_prefix
-from .query import GROUP_FIELDS, QueryError, page_params, parse_filters
+from .query import GROUP_FIELDS, TEXT_MATCH_CAP, QueryError, page_params, parse_filters
 from .settings import UISettings, parse_duration
 from .store import Store
 
@@ -56,8 +56,11 @@ def search(store: Store, params: Params) -> dict[str, Any]:
     f = parse_filters(params)
     page, limit = page_params(params)
     rows, total = store.search(f, page, limit)
+    stats: dict[str, Any] = {"returned": len(rows), "all": total}
+    if store.text_capped(f):
+        stats["text_matches_capped"] = TEXT_MATCH_CAP
     return {"results": [event_json(r) for r in rows],
-            "statistics": {"returned": len(rows), "all": total},
+            "statistics": stats,
             "page": page, "limit": limit, "last_id": store.last_id()}
 
 

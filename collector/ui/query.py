@@ -7,7 +7,8 @@ The parameters follow falcosidekick-ui's ``/api/v1/events/search``:
 ``rule``
     exact rule name; may repeat (rule names can contain commas, so no splitting).
 ``filter``
-    free text, matched as a case-insensitive substring of the rule and the output.
+    free text, matched as a case-insensitive substring of the rule and the output (among
+    the newest TEXT_MATCH_CAP alerts whose text matches; texts under 3 characters scan).
 ``since``
     how far back from now (``5min``, ``24h``, ``1w``, ``3M``...).
 ``from``, ``to``
@@ -32,6 +33,9 @@ from .ingest import PayloadError, parse_time
 from .settings import parse_duration
 
 GROUP_FIELDS = ("priority", "rule", "source", "hostname", "tags")
+# Free text looks at the most recently stored alerts whose text matches, at most this many:
+# a word found in a quarter of a million alerts must not cost a second per page.
+TEXT_MATCH_CAP = 10_000
 
 
 class QueryError(ValueError):
@@ -161,10 +165,28 @@ def _in(column: str, values: Iterable[Any], params: list[Any]) -> str:
     return f"{column} IN ({','.join('?' * len(values))})"
 
 
-def where_sql(f: Filters, fts: bool) -> tuple[str, list[Any]]:
-    """``WHERE ...`` (or "") over the ``events`` table aliased ``e``, and its parameters."""
+def fts_query(text: str) -> str:
+    """An FTS5 phrase matching ``text`` as a substring (trigram tokenizer)."""
+    return '"' + text.replace('"', '""') + '"'
+
+
+def uses_fts(f: Filters, fts: bool) -> bool:
+    return bool(f.text) and fts and len(f.text) >= 3
+
+
+def where_sql(f: Filters, fts: bool) -> tuple[str, str, list[Any]]:
+    """(FROM source, ``WHERE ...`` or "", parameters) over ``events`` aliased ``e``.
+
+    With free text and the trigram index, the source is the newest TEXT_MATCH_CAP matches of
+    the index joined to ``events`` (CROSS JOIN fixes that order), so cost stays bounded.
+    """
     clauses: list[str] = []
     params: list[Any] = []
+    source = "events e"
+    if uses_fts(f, fts):
+        source = ("(SELECT rowid AS id FROM events_fts WHERE events_fts MATCH ? ORDER BY rowid DESC"
+                  " LIMIT ?) m CROSS JOIN events e ON e.id = m.id")
+        params += [fts_query(f.text), TEXT_MATCH_CAP]
     if f.priorities:
         clauses.append(_in("e.priority", f.priorities, params))
     if f.rules:
@@ -175,14 +197,10 @@ def where_sql(f: Filters, fts: bool) -> tuple[str, list[Any]]:
         clauses.append(_in("e.hostname", f.hostnames, params))
     if f.tags:
         clauses.append("e.id IN (SELECT event_id FROM event_tags WHERE " + _in("tag", f.tags, params) + ")")
-    if f.text:
-        if fts and len(f.text) >= 3:
-            clauses.append("e.id IN (SELECT rowid FROM events_fts WHERE events_fts MATCH ?)")
-            params.append('"' + f.text.replace('"', '""') + '"')
-        else:
-            pattern = "%" + f.text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
-            clauses.append("(e.output LIKE ? ESCAPE '\\' OR e.rule LIKE ? ESCAPE '\\')")
-            params += [pattern, pattern]
+    if f.text and not uses_fts(f, fts):
+        pattern = "%" + f.text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+        clauses.append("(e.output LIKE ? ESCAPE '\\' OR e.rule LIKE ? ESCAPE '\\')")
+        params += [pattern, pattern]
     if f.since_ns is not None:
         clauses.append("e.time_ns >= ?")
         params.append(f.since_ns)
@@ -192,4 +210,4 @@ def where_sql(f: Filters, fts: bool) -> tuple[str, list[Any]]:
     if f.after_id is not None:
         clauses.append("e.id > ?")
         params.append(f.after_id)
-    return ("WHERE " + " AND ".join(clauses)) if clauses else "", params
+    return source, ("WHERE " + " AND ".join(clauses)) if clauses else "", params

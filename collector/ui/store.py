@@ -24,7 +24,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from ..errors import OutputError
-from .query import Filters, where_sql
+from .query import TEXT_MATCH_CAP, Filters, fts_query, uses_fts, where_sql
 
 log = logging.getLogger("falconet.ui.store")
 
@@ -321,19 +321,19 @@ class Store:
 
     def search(self, f: Filters, page: int = 1, limit: int = 100) -> tuple[list[dict], int]:
         """Newest first: (one page of records, total matching)."""
-        where, params = where_sql(f, self.fts)
+        source, where, params = where_sql(f, self.fts)
         with self._reader() as conn:
-            total = conn.execute(f"SELECT count(*) FROM events e {where}", params).fetchone()[0]
+            total = conn.execute(f"SELECT count(*) FROM {source} {where}", params).fetchone()[0]
             rows = conn.execute(
-                f"SELECT {_COLUMNS} FROM events e {where} ORDER BY e.time_ns DESC, e.id DESC"
+                f"SELECT {_COLUMNS} FROM {source} {where} ORDER BY e.time_ns DESC, e.id DESC"
                 " LIMIT ? OFFSET ?", params + [limit, (page - 1) * limit]).fetchall()
         return [_row_to_record(r) for r in rows], total
 
     def iter_records(self, f: Filters, limit: int) -> Iterator[dict[str, Any]]:
         """Newest first, up to ``limit`` records (for export)."""
-        where, params = where_sql(f, self.fts)
+        source, where, params = where_sql(f, self.fts)
         with self._reader() as conn:
-            cur = conn.execute(f"SELECT {_COLUMNS} FROM events e {where}"
+            cur = conn.execute(f"SELECT {_COLUMNS} FROM {source} {where}"
                                " ORDER BY e.time_ns DESC, e.id DESC LIMIT ?", params + [limit])
             while True:
                 rows = cur.fetchmany(500)
@@ -343,18 +343,28 @@ class Store:
                     yield _row_to_record(r)
 
     def count(self, f: Filters) -> int:
-        where, params = where_sql(f, self.fts)
+        source, where, params = where_sql(f, self.fts)
         with self._reader() as conn:
-            return conn.execute(f"SELECT count(*) FROM events e {where}", params).fetchone()[0]
+            return conn.execute(f"SELECT count(*) FROM {source} {where}", params).fetchone()[0]
+
+    def text_capped(self, f: Filters) -> bool:
+        """True when more alerts match the free text than queries look at (TEXT_MATCH_CAP)."""
+        if not uses_fts(f, self.fts):
+            return False
+        with self._reader() as conn:
+            n = conn.execute("SELECT count(*) FROM (SELECT rowid FROM events_fts WHERE events_fts MATCH ?"
+                             " LIMIT ?)", (fts_query(f.text), TEXT_MATCH_CAP + 1)).fetchone()[0]
+        return n > TEXT_MATCH_CAP
 
     def count_by(self, field: str, f: Filters, limit: int = 1000) -> list[tuple[Any, int]]:
         """[(value, count)] most frequent first; ``field`` in query.GROUP_FIELDS."""
-        where, params = where_sql(f, self.fts)
+        source, where, params = where_sql(f, self.fts)
         if field == "tags":
-            sql = (f"SELECT t.tag, count(*) AS n FROM event_tags t JOIN events e ON e.id = t.event_id"
+            # alerts first (time index), then their tags by primary key: never the other way
+            sql = (f"SELECT t.tag, count(*) AS n FROM {source} CROSS JOIN event_tags t ON t.event_id = e.id"
                    f" {where} GROUP BY t.tag ORDER BY n DESC, t.tag LIMIT ?")
         elif field in ("priority", "rule", "source", "hostname"):
-            sql = (f"SELECT e.{field}, count(*) AS n FROM events e {where}"
+            sql = (f"SELECT e.{field}, count(*) AS n FROM {source} {where}"
                    f" GROUP BY e.{field} ORDER BY n DESC, e.{field} LIMIT ?")
         else:
             raise ValueError(f"cannot count by {field!r}")
@@ -364,12 +374,12 @@ class Store:
     def timeline(self, f: Filters, start_ns: int, end_ns: int, buckets: int) -> list[tuple[int, int, int]]:
         """[(bucket index, priority, count)] over [start_ns, end_ns) cut into ``buckets``."""
         step = max(1, (end_ns - start_ns) // buckets)
-        where, params = where_sql(f, self.fts)
+        source, where, params = where_sql(f, self.fts)
         extra = "e.time_ns >= ? AND e.time_ns < ?"
         where = f"{where} AND {extra}" if where else f"WHERE {extra}"
         with self._reader() as conn:
             rows = conn.execute(
-                f"SELECT (e.time_ns - ?) / ? AS b, e.priority, count(*) FROM events e {where}"
+                f"SELECT (e.time_ns - ?) / ? AS b, e.priority, count(*) FROM {source} {where}"
                 " GROUP BY b, e.priority", [start_ns, step] + params + [start_ns, end_ns]).fetchall()
         return [(int(b), int(p), int(n)) for b, p, n in rows if 0 <= b < buckets]
 

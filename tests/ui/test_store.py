@@ -201,3 +201,17 @@ def test_open_errors_are_clear(tmp_path):
     blocker.write_text("x")
     with pytest.raises(OutputError, match="cannot create the web UI database directory"):
         Store(str(blocker / "sub" / "db.sqlite"))
+
+
+def test_free_text_looks_at_the_newest_matches_only(store, monkeypatch):
+    import collector.ui.query as q
+    monkeypatch.setattr(q, "TEXT_MATCH_CAP", 20)
+    import collector.ui.store as st
+    monkeypatch.setattr(st, "TEXT_MATCH_CAP", 20)
+    store.add([rec(i, output=f"common word {i}" if i % 2 else f"rare {i}") for i in range(100)])
+    f = parse_filters({"filter": ["common word"]})
+    rows, total = store.search(f, 1, 100)
+    assert total == 20 and store.text_capped(f)
+    assert sorted(r["output_fields"]["i"] for r in rows) == list(range(61, 100, 2))   # the newest 20
+    assert not store.text_capped(parse_filters({"filter": ["rare 9"]}))
+    assert store.count(parse_filters({"filter": ["rare 9"]})) == 5          # rare 90, 92 .. 98
