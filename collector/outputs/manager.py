@@ -327,11 +327,12 @@ class OutputManager:
         """Deliver what is queued (up to ``timeout`` seconds), then stop everything."""
         if self._closed:
             return
-        self._closed = True
         self._stop.set()
         if self._house is not None:
             self._house.join(2)
+        # Report drops not reported yet, while the channels can still deliver the report.
         self.check_drops(now=time.monotonic() + self.drop_interval)
+        self._closed = True
         deadline = time.monotonic() + timeout
         for lane in self._lanes:
             lane.stopping.set()

@@ -298,3 +298,22 @@ print(json.dumps(m.stats()["program"]))
     assert r.returncode == 0, (r.returncode, r.stderr)
     s = json.loads(r.stdout)
     assert s["restarts"] >= 1 and s["delivered"] + s["errors"] == 3
+
+
+def test_close_reports_unreported_drops_and_counts_late_emits(managers):
+    gate = threading.Event()
+    m = managers(config("outputs_queue.drop_alert_interval=3600"))
+    slow = Probe("slow", capacity=1, gate=gate)
+    fast = Probe("fast")
+    m.add_channel(slow)
+    m.add_channel(fast)
+    m.start()
+    for i in range(5):
+        m.emit(make_alert(i))
+    assert wait_for(lambda: len(fast.got) == 5)
+    gate.set()
+    m.close()
+    assert fast.got[-1].rule == DROP_RULE  # the final report reached the healthy channel
+    late = make_alert(99)
+    m.emit(late)  # after close: counted as dropped, not queued for dead workers
+    assert m.stats()["fast"]["dropped"] == 1 and m.stats()["fast"]["queued"] == 0
