@@ -18,7 +18,7 @@
 /* must match collector/sources/scap_convert.py */
 enum { K_SKIP, K_RET, K_INT, K_OFLAGS, K_CLONEFLAGS, K_LO32, K_HI32, K_STR, K_BYTES, K_EXE,
        K_ARGS, K_SOCKADDR, K_TUPLE_OUT, K_TUPLE_IN };
-enum { F_ENTER = 1, F_LARGE = 2, F_PAIR = 4, F_PIDSRC = 8, F_EXIT_THREAD = 16 };
+enum { F_ENTER = 1, F_LARGE = 2, F_PAIR = 4, F_PIDSRC = 8, F_EXIT_THREAD = 16, F_GENERIC = 32 };
 #define NO_SLOT 15
 #define NO_CODE 0xFFFF
 #define RET_BIT (1u << 12)
@@ -45,6 +45,7 @@ struct fnet_scap {
 	int8_t *pidparam;
 	uint32_t *action;
 	uint8_t pt_signed[64];
+	uint16_t *generic;
 	struct fnet_strtab *strings;
 	struct thread *tab;
 	uint32_t tab_mask, tab_count;
@@ -172,11 +173,12 @@ struct fnet_scap *fnet_scap_new(const struct fnet_scap_spec *spec)
 	s->nparams = malloc(n);
 	s->pidparam = malloc(n);
 	s->action = malloc((size_t)n * FNET_SCAP_MAXP * sizeof(uint32_t));
+	s->generic = calloc(spec->ngeneric + 1, sizeof(uint16_t));
 	s->strings = fnet_strtab_new();
 	s->tab = calloc(1024, sizeof(struct thread));
 	s->tab_mask = 1023;
 	if (!s->fnet || !s->flags || !s->nparams || !s->pidparam || !s->action || !s->strings ||
-	    !s->tab) {
+	    !s->tab || !s->generic) {
 		fnet_scap_free(s);
 		return NULL;
 	}
@@ -186,6 +188,8 @@ struct fnet_scap *fnet_scap_new(const struct fnet_scap_spec *spec)
 	memcpy(s->pidparam, spec->pidparam, n);
 	memcpy(s->action, spec->action, (size_t)n * FNET_SCAP_MAXP * sizeof(uint32_t));
 	memcpy(s->pt_signed, spec->pt_signed, 64);
+	if (spec->ngeneric)
+		memcpy(s->generic, spec->generic, spec->ngeneric * sizeof(uint16_t));
 	return s;
 }
 
@@ -198,6 +202,7 @@ void fnet_scap_free(struct fnet_scap *s)
 	free(s->nparams);
 	free(s->pidparam);
 	free(s->action);
+	free(s->generic);
 	free(s->tab);
 	free(s->scratch);
 	if (s->strings)
@@ -468,7 +473,7 @@ int fnet_scap_walk(struct fnet_scap *s, const uint8_t *buf, uint64_t len, uint64
 		uint32_t code, total, elen, etype, nparams, lsz, hdr, i, fl;
 		uint32_t lens[FNET_SCAP_MAXP];
 		uint64_t sum, end, p, ts, tidu, parr, pv;
-		uint16_t cpu;
+		uint16_t cpu, ftype;
 		int v2, has_flags, large, state_only = 0, modelled;
 		struct row r;
 		struct thread *t;
@@ -560,8 +565,14 @@ int fnet_scap_walk(struct fnet_scap *s, const uint8_t *buf, uint64_t len, uint64
 				     etype, elen);
 		}
 		res->events++;
-		modelled = s->fnet[etype] != 0 && !state_only;
-		if (state_only && s->fnet[etype] != 0)
+		ftype = s->fnet[etype];
+		if ((fl & F_GENERIC) && nparams >= 1 &&
+		    (lsz == 4 ? rd32(buf + parr) : rd16(buf + parr)) == 2) {
+			uint32_t sc = rd16(buf + parr + (uint64_t)nparams * lsz);
+			ftype = sc < s->spec.ngeneric ? s->generic[sc] : 0;
+		}
+		modelled = ftype != 0 && !state_only;
+		if (state_only && ftype != 0)
 			s->cnt.state_only++;
 		else if (!modelled)
 			skipped[etype]++;
@@ -622,8 +633,8 @@ int fnet_scap_walk(struct fnet_scap *s, const uint8_t *buf, uint64_t len, uint64
 			cols->ts[k] = ts;
 			cols->cpu[k] = cpu;
 			cols->tid[k] = (int64_t)tidu;
-			cols->pid[k] = t != NULL ? t->pid : -1;
-			cols->type[k] = s->fnet[etype];
+			cols->pid[k] = t != NULL && t->pid > 0 ? t->pid : (int64_t)tidu;
+			cols->type[k] = ftype;
 			cols->flags[k] = 0;
 			cols->ret[k] = r.ret;
 			for (i = 0; i < 6; i++) {

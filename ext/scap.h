@@ -12,7 +12,8 @@
  * State kept across calls (and across batches) per thread id, in a bounded hash table:
  * the pending syscall enter event (to give exit rows the enter's parameters, as Falco does
  * for old captures) and the thread's pid (seeded from the process list, updated by
- * clone/fork/execve exits, dropped at procexit).  Strings go into a private intern table;
+ * clone/fork/execve exits, dropped at procexit; a thread never seen has pid = tid, as in
+ * libsinsp).  Strings go into a private intern table;
  * Python maps its ids onto the pipeline's StringTable once per distinct string.
  */
 #ifndef FALCONET_SCAP_H
@@ -35,6 +36,8 @@ struct fnet_scap_spec {
 	const int8_t *pidparam;    /* [ntypes] index of the pid parameter or -1 */
 	const uint32_t *action;    /* [ntypes * FNET_SCAP_MAXP] kind | slot<<8 | slot2<<12 | PT<<16 */
 	const uint8_t *pt_signed;  /* [64] */
+	const uint16_t *generic;   /* [ngeneric] Falconet type of GENERIC events by PPM_SC code */
+	uint32_t ngeneric;
 	uint32_t max_threads;      /* bound of the per-thread table */
 	uint32_t max_event;        /* largest accepted event block (LARGE blocks) */
 };

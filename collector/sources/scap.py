@@ -97,7 +97,8 @@ class CWalker:
         sp = conversion_spec()
         from .scap_convert import PT_SIGNED
         self._keep = [np.ascontiguousarray(x) for x in
-                      (sp.fnet, sp.flags, sp.nparams, sp.pidparam, sp.action, PT_SIGNED)]
+                      (sp.fnet, sp.flags, sp.nparams, sp.pidparam, sp.action, PT_SIGNED,
+                       sp.generic)]
         k = self._keep
         cspec = ffi.new("struct fnet_scap_spec *")
         cspec.ntypes = sp.ntypes
@@ -107,6 +108,8 @@ class CWalker:
         cspec.pidparam = ffi.cast("int8_t *", k[3].ctypes.data)
         cspec.action = ffi.cast("uint32_t *", k[4].ctypes.data)
         cspec.pt_signed = ffi.cast("uint8_t *", k[5].ctypes.data)
+        cspec.generic = ffi.cast("uint16_t *", k[6].ctypes.data)
+        cspec.ngeneric = len(k[6])
         cspec.max_threads = MAX_THREADS
         cspec.max_event = MAX_EVENT_BLOCK
         self.s = lib.fnet_scap_new(cspec)

@@ -8,10 +8,12 @@ written here only.
 Per scap event code ``c``:
 
     fnet[c]      Falconet event type (0 = not modelled: counted and skipped)
+    generic[sc]  for GENERIC_E/X (F_GENERIC): Falconet type by the PPM_SC code in param 0
     flags[c]     F_ENTER (a '>' event), F_LARGE (4-byte parameter lengths),
                  F_PAIR (a syscall event: takes part in enter/exit pairing),
                  F_PIDSRC (exit carries the thread's pid: clone/fork/vfork/execve family),
-                 F_EXIT_THREAD (procexit: forget the thread afterwards)
+                 F_EXIT_THREAD (procexit: forget the thread afterwards),
+                 F_GENERIC (the type comes from ``generic`` by parameter 0)
     nparams[c]   parameters in today's table (v1 events may carry fewer)
     pidparam[c]  index of the ``pid`` parameter for F_PIDSRC events, else -1
     action[c, p] what to do with parameter p: kind | slot << 8 | slot2 << 12 | PT << 16
@@ -66,7 +68,14 @@ K_SKIP, K_RET, K_INT, K_OFLAGS, K_CLONEFLAGS, K_LO32, K_HI32, K_STR, K_BYTES, K_
     K_SOCKADDR, K_TUPLE_OUT, K_TUPLE_IN = range(14)
 NO_SLOT = 15
 
-F_ENTER, F_LARGE, F_PAIR, F_PIDSRC, F_EXIT_THREAD = 1, 2, 4, 8, 16
+F_ENTER, F_LARGE, F_PAIR, F_PIDSRC, F_EXIT_THREAD, F_GENERIC = 1, 2, 4, 8, 16, 32
+
+# Old drivers report syscalls without an event of their own as GENERIC_E/X ("syscall") with
+# the PPM_SC code of the call in parameter 0; Falco names them after that code (evt.type =
+# mprotect).  The codes of the calls Falconet models (checked against sysdig's names in
+# tests/scap/test_scap_sysdig.py):
+GENERIC_SC = {75: "mprotect", 16: "getpid"}
+GENERIC_MAX = 1024
 
 # PPM_O_* bit -> kernel O_* value (x86-64/arm64 generic values)
 OFLAGS = ((1 << 1, 0o1), (1 << 2, 0o100), (1 << 3, 0o2000), (1 << 4, 0o10000), (1 << 5, 0o200),
@@ -148,6 +157,9 @@ class Spec:
         self.nparams = np.zeros(n, dtype=np.uint8)
         self.pidparam = np.full(n, -1, dtype=np.int8)
         self.action = np.zeros((n, MAXP), dtype=np.uint32)
+        self.generic = np.zeros(GENERIC_MAX, dtype=np.uint16)
+        for sc, name in GENERIC_SC.items():
+            self.generic[sc] = abi.BY_NAME[name].num
         self.names: list[str] = []
         by_name = abi.BY_NAME
         for c, (enum, evname, dirc, ef, cat, params) in enumerate(EVENTS):
@@ -166,6 +178,8 @@ class Spec:
                 self.pidparam[c] = pnames.index("pid")
             if evname == "procexit":
                 f |= F_EXIT_THREAD
+            if enum in ("GENERIC_E", "GENERIC_X"):
+                f |= F_GENERIC
             self.flags[c] = f
             et = by_name.get(evname)
             if et is None:

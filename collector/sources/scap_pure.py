@@ -18,7 +18,7 @@ import struct
 
 import numpy as np
 
-from .scap_convert import (F_ENTER, F_EXIT_THREAD, F_LARGE, F_PAIR, F_PIDSRC, K_ARGS, K_BYTES,
+from .scap_convert import (F_ENTER, F_EXIT_THREAD, F_GENERIC, F_LARGE, F_PAIR, F_PIDSRC, K_ARGS, K_BYTES,
                            K_CLONEFLAGS, K_EXE, K_HI32, K_INT, K_LO32, K_OFLAGS, K_RET,
                            K_SOCKADDR, K_STR, K_TUPLE_IN, K_TUPLE_OUT, MAXP, NO_SLOT, PT_SIGNED,
                            cloneflags_to_kernel, oflags_to_kernel, spec)
@@ -97,7 +97,7 @@ class PureWalker:
     # -- phase 1: walk blocks and parameter offsets (the only per-event Python) -------------
     def _scan(self, buf: bytearray, start: int, room: int, evs: list) -> tuple[int, int, int]:
         sp = self.sp
-        ntypes, fnet, flags, tabn = sp.ntypes, sp.fnet, sp.flags, sp.nparams
+        ntypes, fnet, flags, tabn, generic = sp.ntypes, sp.fnet, sp.flags, sp.nparams, sp.generic
         n = len(buf) - start
         pos = 0
         rows = 0
@@ -140,7 +140,7 @@ class PureWalker:
                            f"({end - p} bytes)")
             if etype >= ntypes:
                 self.skipped[ntypes] += 1
-                evs.append((pos, -1, 0, 0, 0, 0, (), 0, 0))
+                evs.append((pos, -1, 0, 0, 0, 0, (), 0, 0, 0))
                 pos += total
                 continue
             fl = int(flags[etype])
@@ -171,13 +171,17 @@ class PureWalker:
                 if nparams < 0:
                     self._fail(pos, p + 16, f"event of type {etype}: no parameter count matches "
                                f"its length {elen}")
-            modelled = fnet[etype] != 0 and not state_only
-            if state_only and fnet[etype] != 0:
+            ftype = int(fnet[etype])
+            if fl & F_GENERIC and nparams >= 1 and lens[0] == 2:
+                sc = _U16.unpack_from(buf, parr + nparams * lsz)[0]
+                ftype = int(generic[sc]) if sc < len(generic) else 0
+            modelled = ftype != 0 and not state_only
+            if state_only and ftype != 0:
                 self.cnt["state_only"] += 1
             elif not modelled:
                 self.skipped[etype] += 1
             evs.append((pos, etype, tid, ts, cpu, modelled, lens[:MAXP],
-                        parr - start + nparams * lsz, fl))
+                        parr - start + nparams * lsz, fl, ftype))
             if modelled:
                 rows += 1
             pos += total
@@ -200,6 +204,7 @@ class PureWalker:
         cpu = np.fromiter((e[4] for e in evs), np.uint16, ne)
         modelled = np.fromiter((bool(e[5]) for e in evs), bool, ne)
         fl = np.fromiter((e[8] for e in evs), np.uint8, ne)
+        ftype = np.fromiter((e[9] for e in evs), np.uint16, ne)
         known = code >= 0
         # parameters: (event, index, offset, length) -- flattened offsets of the walk
         nlen = np.fromiter((len(e[6]) for e in evs), np.int64, ne)
@@ -309,8 +314,8 @@ class PureWalker:
         c.ts[rows] = ts[em]
         c.cpu[rows] = cpu[em]
         c.tid[rows] = tid[em]
-        c.pid[rows] = pid
-        c.type[rows] = sp.fnet[code[em]]
+        c.pid[rows] = np.where(pid > 0, pid, tid[em])     # never seen: pid = tid (libsinsp)
+        c.type[rows] = ftype[em]
         c.flags[rows] = 0
         c.ret[rows] = ret
         c.a[:, rows] = a
