@@ -97,7 +97,10 @@ def test_wire_method_paths_are_falcos(managers, tmp_path):
         v = ch.unary_unary("/falco.version.service/version")(b"", timeout=10)
     assert [outputs_pb2.response.FromString(b).output_fields["n"] for b in raw] == ["0", "1"]
     ver = version_pb2.response.FromString(v)
-    assert ver.version and ver.major == 0 and ver.minor == 1
+    from collector import __version__
+    assert ver.version == __version__
+    assert (ver.major, ver.minor, ver.patch) == tuple(int(x) for x in __version__.split(".")[:3])
+    assert ver.engine_version == f"{ver.engine_major}.{ver.engine_minor}.{ver.engine_patch}"
 
 
 def test_get_remembers_what_each_identified_client_received(managers, tmp_path):

@@ -164,15 +164,27 @@ def _notice(epoch: str, what: int, res: Resume, message: str) -> bytes:
         message=message)).SerializeToString()
 
 
+def _engine_version() -> tuple[int, int, int]:
+    """The Falco rules-engine version whose language the rules engine implements (what Falco
+    clients compare ``required_engine_version`` against); (0, 0, 0) if it is not built."""
+    try:
+        from ...rules.collector import ENGINE_VERSION
+        major, minor, patch = (int(x) for x in ENGINE_VERSION)
+        return major, minor, patch
+    except (ImportError, ValueError, TypeError):
+        return 0, 0, 0
+
+
 class Version(version_pb2_grpc.serviceServicer):
     def version(self, request, context):
         core, _, build = __version__.partition("+")
         core, _, pre = core.partition("-")
         nums = [int(p) if p.isdigit() else 0 for p in (core.split(".") + ["0", "0"])[:3]]
+        em, en, ep = _engine_version()
         return version_pb2.response(
             version=__version__, major=nums[0], minor=nums[1], patch=nums[2], prerelease=pre,
-            build=build, engine_version=core, engine_major=nums[0], engine_minor=nums[1],
-            engine_patch=nums[2], engine_fields_checksum="")
+            build=build, engine_version=f"{em}.{en}.{ep}", engine_major=em, engine_minor=en,
+            engine_patch=ep, engine_fields_checksum="")
 
 
 def _handlers(hub: Hub) -> list[grpc.GenericRpcHandler]:
