@@ -95,19 +95,30 @@ def column(name: str, kind: str) -> Extractor:
 
 # --- base event fields (from the record header) ---------------------------------------------
 
-_TYPE_NAME_IDS: dict[int, np.ndarray] = {}
+_TYPE_NAME_IDS: dict[int, tuple] = {}
 
 
 def _evt_type(batch: EventBatch, arg: str | None) -> Values:
     """evt.type as string ids of Falco's syscall names (interned once per table)."""
-    key = id(batch.strings)
-    lut = _TYPE_NAME_IDS.get(key)
-    if lut is None or len(lut) != abi.NUM_EVENT_TYPES:
-        lut = np.zeros(abi.NUM_EVENT_TYPES, dtype=np.uint32)
-        for e in abi.EVENTS:
-            lut[e.num] = batch.strings.intern(e.falco)
-        _TYPE_NAME_IDS[key] = lut
+    lut = _per_table(_TYPE_NAME_IDS, batch.strings, _type_name_lut)
     return Values("str", lut[batch.cols["type"]])
+
+
+def _type_name_lut(strings) -> np.ndarray:
+    lut = np.zeros(abi.NUM_EVENT_TYPES, dtype=np.uint32)
+    for e in abi.EVENTS:
+        lut[e.num] = strings.intern(e.falco)
+    return lut
+
+
+def _per_table(cache: dict, strings, make):
+    """A lookup table of string ids built once per string table.  The cache holds the table
+    itself, so its id() cannot be reused by another table while the entry exists."""
+    entry = cache.get(id(strings))
+    if entry is None or entry[0] is not strings:
+        entry = (strings, make(strings))
+        cache[id(strings)] = entry
+    return entry[1]
 
 
 def _evt_time(batch: EventBatch, arg: str | None) -> Values:
@@ -181,10 +192,26 @@ def _evt_arg(batch: EventBatch, arg: str | None, raw: bool = False) -> Values:
     return Values("str", strs, valid)
 
 
+_RES_IDS: dict[int, tuple] = {}
+
+
+def _res_lut(strings) -> np.ndarray:
+    from .errnos import MAX_ERRNO
+    import errno as _e
+    lut = np.zeros(MAX_ERRNO + 1, dtype=np.uint32)
+    lut[0] = strings.intern("SUCCESS")
+    for code in range(1, MAX_ERRNO + 1):
+        lut[code] = strings.intern(_e.errorcode.get(code, f"E{code}"))
+    return lut
+
+
 def _res(batch: EventBatch, arg: str | None) -> Values:
     """evt.res: SUCCESS or the errno name, as Falco renders it."""
-    from .errnos import errno_ids
-    return Values("str", errno_ids(batch.strings)(batch.cols["ret"]))
+    lut = _per_table(_RES_IDS, batch.strings, _res_lut)
+    ret = batch.cols["ret"]
+    out = lut[np.clip(-ret, 0, len(lut) - 1)]
+    out[ret >= 0] = lut[0]
+    return Values("str", out)
 
 
 for _fd in (
@@ -363,17 +390,18 @@ def _evt_source(batch: EventBatch, arg: str | None) -> Values:
 
 
 _CATEGORY = {"FILE": "file", "PROC": "process", "NET": "net", "CRED": "user", "SYS": "system"}
-_CAT_IDS: dict[int, np.ndarray] = {}
+_CAT_IDS: dict[int, tuple] = {}
+
+
+def _cat_lut(strings) -> np.ndarray:
+    lut = np.zeros(abi.NUM_EVENT_TYPES, dtype=np.uint32)
+    for e in abi.EVENTS:
+        lut[e.num] = strings.intern(_CATEGORY.get(e.category, "other"))
+    return lut
 
 
 def _evt_category(batch: EventBatch, arg: str | None) -> Values:
-    lut = _CAT_IDS.get(id(batch.strings))
-    if lut is None:
-        lut = np.zeros(abi.NUM_EVENT_TYPES, dtype=np.uint32)
-        for e in abi.EVENTS:
-            lut[e.num] = batch.strings.intern(_CATEGORY.get(e.category, "other"))
-        _CAT_IDS[id(batch.strings)] = lut
-    return Values("str", lut[batch.cols["type"]])
+    return Values("str", _per_table(_CAT_IDS, batch.strings, _cat_lut)[batch.cols["type"]])
 
 
 def _evt_args(batch: EventBatch, arg: str | None) -> Values:

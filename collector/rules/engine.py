@@ -239,14 +239,13 @@ class RuleEngine:
             order = sel[perm]
             counts = np.bincount(gsel, minlength=len(self._groups))
             bounds = np.concatenate(([0], np.cumsum(counts))).tolist()
-        full: dict = {}
         hits: dict[int, list] = {}
         for g, rules in enumerate(self._groups):
             lo, hi = bounds[g], bounds[g + 1]
             if lo == hi:
                 continue
             rows = order[lo:hi]
-            ctx = Ctx(batch, rows if hi - lo < n else None, full)
+            ctx = Ctx(batch, rows if hi - lo < n else None)
             open_idx = None          # first-match: positions not yet claimed
             for r in rules:
                 if open_idx is None:

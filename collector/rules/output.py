@@ -63,25 +63,24 @@ class OutputFormat:
 
     def render(self, batch, rows: np.ndarray, rule, hostname: str) -> list:
         """Alerts for ``rows`` of ``batch`` (already in event order)."""
-        sub = batch.take(rows)
-        cols = {}
-        for key, expr in self.exprs.items():
-            cols[key] = _extract(sub, expr)
-        ts = sub.wall_ns()
+        from .plan import row_view
+        sub = row_view(batch, rows)
+        cells = {key: _cells(sub, _extract(sub, expr), expr) for key, expr in self.exprs.items()}
+        ts = batch.wall_ns()[rows].tolist()
         out = []
         tags = tuple(rule.tags)
-        for i in range(sub.n):
+        pieces = self.pieces
+        for i in range(len(rows)):
             parts = []
             ofields = {}
-            for p in self.pieces:
-                if isinstance(p, str):
+            for p in pieces:
+                if p.__class__ is str:
                     parts.append(p)
                     continue
-                key, expr = p
-                text, jval = _value(sub, cols[key], expr, i)
+                text, jval = cells[p[0]][i]
                 parts.append(text)
-                ofields[key] = jval
-            t = int(ts[i])
+                ofields[p[0]] = jval
+            t = ts[i]
             ofields[self.time_field] = t
             out.append(Alert(time_ns=t, rule=rule.name, priority=rule.priority,
                              output="".join(parts), output_fields=ofields, source=rule.source,
@@ -98,7 +97,7 @@ def _base(e):
 def _extract(batch, expr):
     """(kind, data, valid, ftype) of a field expression over a (small) batch."""
     from .plan import Ctx, LutCache, eval_expr  # transformers share the plan's code
-    ctx = Ctx(batch, None, {})
+    ctx = Ctx(batch, None)
     if isinstance(expr, FieldRef):
         kind, data, valid = ctx.field(expr.fdef.name, expr.key)
     else:
@@ -117,33 +116,49 @@ _TIME_FMT = {
 }
 
 
-def _value(batch, col, expr, i: int):
-    """(text, JSON value) of one cell, as Falco renders them."""
+_NA_CELL = (NA_TEXT, None)
+
+
+def _cells(batch, col, expr) -> list:
+    """(text, JSON value) per row, as Falco renders them; strings decoded once per id."""
     kind, data, valid, ftype = col
+    n = len(data)
     if data.ndim == 2:        # multi-valued: the first present value
-        row_valid = valid[i] if valid is not None else np.ones(data.shape[1], bool)
-        js = np.flatnonzero(row_valid)
-        if len(js) == 0:
-            return NA_TEXT, None
-        x = data[i, js[0]].item()
-    elif valid is not None and not valid[i]:
-        return NA_TEXT, None
-    else:
-        x = data[i].item()
+        vm = valid if valid is not None else (data != 0 if kind == "str" else np.ones(data.shape, bool))
+        first = vm.argmax(axis=1)
+        valid = vm.any(axis=1)
+        data = data[np.arange(n), first]
+    dl = data.tolist()
+    vl = valid.tolist() if valid is not None else [True] * n
+    out = []
     if kind == "str":
-        if x == 0:
-            return NA_TEXT, None
-        t = batch.strings.text(x)
-        return t, t
+        text = batch.strings.text
+        memo: dict = {}
+        for x, ok in zip(dl, vl):
+            if not ok or x == 0:
+                out.append(_NA_CELL)
+                continue
+            c = memo.get(x)
+            if c is None:
+                t = text(x)
+                c = memo[x] = (t, t)
+            out.append(c)
+        return out
     if kind == "bool":
-        return ("true" if x else "false"), bool(x)
+        return [((("true", True) if x else ("false", False)) if ok else _NA_CELL)
+                for x, ok in zip(dl, vl)]
     name = _base(expr).fdef.name if isinstance(expr, FieldRef) else ""
     fmt = _TIME_FMT.get(name)
-    if fmt is not None:
-        return fmt(int(x)), int(x)
-    if kind_of(ftype) == "str":
-        return str(int(x)), str(int(x))
-    return str(int(x)), int(x)
+    as_str = kind_of(ftype) == "str"
+    for x, ok in zip(dl, vl):
+        if not ok:
+            out.append(_NA_CELL)
+        elif fmt is not None:
+            out.append((fmt(int(x)), int(x)))
+        else:
+            t = str(int(x))
+            out.append((t, t if as_str else int(x)))
+    return out
 
 
 def suggested_suffix() -> str:

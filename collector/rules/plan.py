@@ -31,17 +31,73 @@ from .parser import And, Cmp, FieldRef, Not, Or, Transform
 NARROW = 0.25     # narrow to an index once fewer than this fraction of rows stay undecided
 
 
+class LazyCols(dict):
+    """The columns of a subset of rows, gathered from the whole batch on first access."""
+
+    def __init__(self, base: dict, rows: np.ndarray):
+        super().__init__()
+        self._base = base
+        self._rows = rows
+
+    def __missing__(self, k):
+        v = self._base[k][self._rows]
+        self[k] = v
+        return v
+
+    def __contains__(self, k) -> bool:
+        return dict.__contains__(self, k) or k in self._base
+
+    def get(self, k, default=None):
+        return self[k] if k in self else default
+
+    def _all(self) -> None:
+        for k in self._base:
+            if not dict.__contains__(self, k):
+                self[k]
+
+    def keys(self):
+        self._all()
+        return dict.keys(self)
+
+    def values(self):
+        self._all()
+        return dict.values(self)
+
+    def items(self):
+        self._all()
+        return dict.items(self)
+
+    def __iter__(self):
+        self._all()
+        return dict.__iter__(self)
+
+    def __len__(self) -> int:
+        return len(self._base)
+
+
+def row_view(batch, rows: np.ndarray):
+    """An EventBatch of ``rows`` whose columns are gathered only when an extractor reads them."""
+    from ..batch import EventBatch
+    v = EventBatch.__new__(EventBatch)
+    v.cols = LazyCols(batch.cols, rows)
+    v.strings = batch.strings
+    v.n = len(rows)
+    v.boot_ns = batch.boot_ns
+    v.source = batch.source
+    return v
+
+
 class Ctx:
-    """One event-type group of a batch: field values extracted once per batch, gathered once
-    per group."""
+    """One event-type group of a batch.  Fields are extracted on the group's rows only (a
+    lazy view: an extractor gathers just the columns it reads), once per group."""
 
-    __slots__ = ("batch", "rows", "n", "full", "local", "strings")
+    __slots__ = ("batch", "rows", "n", "view", "local", "strings")
 
-    def __init__(self, batch, rows: np.ndarray | None, full: dict):
+    def __init__(self, batch, rows: np.ndarray | None, full: dict | None = None):
         self.batch = batch
         self.rows = rows
         self.n = batch.n if rows is None else len(rows)
-        self.full = full          # (name, key) -> Values over the whole batch
+        self.view = batch if rows is None else row_view(batch, rows)
         self.local: dict = {}     # (name, key) -> (kind, data, valid) for this group
         self.strings = batch.strings
 
@@ -49,16 +105,10 @@ class Ctx:
         k = (name, key)
         got = self.local.get(k)
         if got is None:
-            v = self.full.get(k)
-            if v is None:
-                v = fields.extract(self.batch, name, key)
-                self.full[k] = v
+            v = fields.extract(self.view, name, key)
             data, valid = v.data, v.valid
-            if self.rows is not None:
-                data = data[self.rows]
-                valid = valid[self.rows] if valid is not None else None
-            if valid is None:
-                valid = data != NA if v.kind == "str" else None
+            if valid is None and v.kind == "str":
+                valid = data != NA
             got = (v.kind, data, valid)
             self.local[k] = got
         return got
