@@ -139,11 +139,14 @@ def _record_offsets(b: np.ndarray) -> tuple[np.ndarray, int, int]:
     breaks = np.flatnonzero(nxt[:-1] != cand[1:])
     breaks = np.append(breaks, len(cand) - 1)
     runs: list[np.ndarray] = []
+    singles: list[int] = []
+    is_cand = np.zeros(nslots + 1, np.bool_)
+    is_cand[cand] = True
+    isc = memoryview(is_cand)
     p = 0
-    nc = len(cand)
     while p < nslots:
-        k = int(np.searchsorted(cand, p))
-        if k < nc and cand[k] == p:
+        if isc[p]:                                         # a linked run, taken whole
+            k = int(np.searchsorted(cand, p))
             j = int(breaks[np.searchsorted(breaks, k)])
             runs.append(cand[k: j + 1])
             p = int(nxt[j])
@@ -151,9 +154,13 @@ def _record_offsets(b: np.ndarray) -> tuple[np.ndarray, int, int]:
             ln = int(lo[p]) & 0xFFFF
             if ln < HDR or ln & 7:
                 break
-            runs.append(np.array([p], np.int64))
+            singles.append(p)
             p += ln >> 3
-    offs = np.concatenate(runs).astype(np.int64, copy=False) if runs else np.zeros(0, np.int64)
+    if singles:
+        runs.append(np.asarray(singles, np.int64))
+        offs = np.sort(np.concatenate(runs))
+    else:
+        offs = np.concatenate(runs).astype(np.int64, copy=False) if runs else np.zeros(0, np.int64)
     if p > nslots:                                         # the last record runs past the end
         p = int(offs[-1])
         offs = offs[:-1]

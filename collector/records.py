@@ -85,10 +85,10 @@ def encode(type: int | str, *, tid: int, pid: int, ts: int, ret: int = 0,
     """One record as bytes (header, variable parts in slot order, zero padding to 8).
 
     ``snaplen`` truncates every variable part to that many bytes and sets FNET_RF_TRUNC when
-    it did, as the kernel does.  ``raw_type=True`` accepts any u16 type number (for tests of
-    unknown types).  Raises ValueError if the record would exceed FNET_MAX_RECORD.
+    it did, as the kernel does.  ``raw_type=True`` also accepts type numbers that are not in
+    the ABI table (for tests of unknown types; their slots can only be given by position).  Raises ValueError if the record would exceed FNET_MAX_RECORD.
     """
-    if raw_type:
+    if raw_type and not isinstance(type, str) and int(type) not in abi.BY_NUM:
         num, ename, argn, varn = int(type), str(type), ("",) * 6, ("",) * 6
     else:
         e = event_type(type)
