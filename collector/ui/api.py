@@ -87,7 +87,10 @@ def timeline(store: Store, params: Params) -> dict[str, Any]:
     """Counts per time bucket and priority over [from, to) (default: the last 24 hours)."""
     now = time.time_ns()
     f = parse_filters(params, now_ns=now)
-    end = f.until_ns if f.until_ns is not None else now
+    end = f.until_ns
+    if end is None:     # open-ended, like the counts: alerts stamped ahead of our clock count too
+        newest = store.max_time(f)
+        end = max(now, newest + 1) if newest is not None else now
     start = f.since_ns if f.since_ns is not None else end - int(parse_duration("24h") * 1e9)
     if end <= start:
         raise QueryError("the time range is empty (from must be before to)")
@@ -102,7 +105,7 @@ def timeline(store: Store, params: Params) -> dict[str, Any]:
         series.setdefault(Priority(p).label, [0] * buckets)[b] += n
     ordered = {Priority(p).label: series[Priority(p).label]
                for p in sorted(Priority) if Priority(p).label in series}
-    step = max(1, (end - start) // buckets)
+    step = max(1, -(-(end - start) // buckets))
     return {"start": format_time_json(start), "start_ns": start, "end_ns": end,
             "step_ns": step, "buckets": buckets, "series": ordered}
 

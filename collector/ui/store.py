@@ -373,7 +373,7 @@ class Store:
 
     def timeline(self, f: Filters, start_ns: int, end_ns: int, buckets: int) -> list[tuple[int, int, int]]:
         """[(bucket index, priority, count)] over [start_ns, end_ns) cut into ``buckets``."""
-        step = max(1, (end_ns - start_ns) // buckets)
+        step = max(1, -(-(end_ns - start_ns) // buckets))      # ceil: the last alert fits
         source, where, params = where_sql(f, self.fts)
         extra = "e.time_ns >= ? AND e.time_ns < ?"
         where = f"{where} AND {extra}" if where else f"WHERE {extra}"
@@ -382,6 +382,12 @@ class Store:
                 f"SELECT (e.time_ns - ?) / ? AS b, e.priority, count(*) FROM {source} {where}"
                 " GROUP BY b, e.priority", [start_ns, step] + params + [start_ns, end_ns]).fetchall()
         return [(int(b), int(p), int(n)) for b, p, n in rows if 0 <= b < buckets]
+
+    def max_time(self, f: Filters) -> int | None:
+        """The newest alert time among the matches (None when nothing matches)."""
+        source, where, params = where_sql(f, self.fts)
+        with self._reader() as conn:
+            return conn.execute(f"SELECT max(e.time_ns) FROM {source} {where}", params).fetchone()[0]
 
     def get(self, key: str | int) -> dict[str, Any] | None:
         """One record by uuid (or numeric id)."""

@@ -184,3 +184,12 @@ def test_static_files_and_docs(ui):
     assert docs.status == 200 and "/api/v1/events/search" in docs.text
     info = ui.logged_in().get("/api/v1/info").json()
     assert info["store"]["full_text_index"] is True and info["retention"]["max_events"] == 1_000_000
+
+
+def test_timeline_includes_alerts_stamped_ahead_of_the_clock(ui):
+    from .helpers import falco_time
+    ui.client().post("/", alert(time=falco_time(-1800)))      # 30 minutes in the future
+    ui.client().post("/", alert())
+    body = ui.logged_in().get("/api/v1/events/timeline?since=1h&buckets=10").json()
+    assert sum(body["series"]["Warning"]) == 2
+    assert body["end_ns"] > body["start_ns"] + 3600 * 10**9
