@@ -1,6 +1,8 @@
 #!/bin/bash
 # Benchmark, inside the VM: syscall loops with no module, with falconet.ko + a live reader
-# draining the rings, and with Falco's scap.ko + `sysdig -w /dev/null`.  One line per run:
+# draining the rings, and with Falco's scap.ko + `sysdig -w /dev/null`.  The three
+# configurations are interleaved within each repetition so host-load drift hits all alike.
+# One line per run:
 #   BENCH config=<c> mode=<m> rep=<r> ns_per_syscall=<x> events=<e> drops=<d>
 set -u
 O=/falconet-out
@@ -10,19 +12,20 @@ REPS=${REPS:-5}
 WORKLOADS="getpid:200000 openclose:50000 mixed:20000"
 B() { echo "BENCH $*" | tee -a $O/bench.txt; }
 storm() { $O/storm $1 $2 | sed -n 's/.*ns_per_syscall=\([0-9.]*\).*/\1/p'; }
+wait_fd() { for i in $(seq 1 300); do ls -l /proc/$1/fd 2>/dev/null | grep -q "$2" && return 0; sleep 0.1; done; return 1; }
 cd /
 : > $O/bench.txt
-B "kernel=$(uname -r) cpus=$(nproc)"
+SCAP=$(ls /lib/modules/$K/updates/dkms/scap.ko* 2>/dev/null | head -1)
+B "kernel=$(uname -r) cpus=$(nproc) reps=$REPS workloads=$WORKLOADS scap=${SCAP:-none}"
+[ -n "$SCAP" ] && command -v sysdig > /dev/null || B "error=no-scap (install falcosecurity-scap-dkms sysdig)"
 
 for rep in $(seq 1 $REPS); do
   for w in $WORKLOADS; do
     m=${w%%:*}; n=${w##*:}
     B "config=baseline mode=$m rep=$rep ns_per_syscall=$(storm $m $n) events=0 drops=0"
   done
-done
 
-insmod $O/falconet.ko || B "error=falconet-insmod"
-for rep in $(seq 1 $REPS); do
+  insmod $O/falconet.ko || B "error=falconet-insmod"
   for w in $WORKLOADS; do
     m=${w%%:*}; n=${w##*:}
     rm -f $O/bench.bin.ready
@@ -34,30 +37,24 @@ for rep in $(seq 1 $REPS); do
     ev=$($PY -c "import json; d=json.load(open('$O/bench.bin.stats.json')); print(d['kernel_events'], d['kernel_drops_full'])")
     B "config=falconet mode=$m rep=$rep ns_per_syscall=$ns events=${ev% *} drops=${ev#* }"
   done
-done
-rmmod falconet
+  rmmod falconet
 
-SCAP=$(ls /lib/modules/$K/updates/dkms/scap.ko* 2>/dev/null | head -1)
-if [ -n "$SCAP" ] && command -v sysdig > /dev/null; then
+  [ -n "$SCAP" ] || continue
   insmod $SCAP || B "error=scap-insmod"
-  for rep in $(seq 1 $REPS); do
-    for w in $WORKLOADS; do
-      m=${w%%:*}; n=${w##*:}
-      sysdig -v -w /dev/null > $O/sysdig.log 2>&1 &
-      S=$!
-      for i in $(seq 1 300); do grep -q "Start capture\|Capture started\|Dumping" $O/sysdig.log 2>/dev/null && break; sleep 0.1; done
-      sleep 1
-      ns=$(storm $m $n)
-      kill -INT $S; wait $S
-      ev=$(sed -n 's/.*Driver Events:\([0-9]*\).*/\1/p' $O/sysdig.log | tail -1)
-      dr=$(sed -n 's/.*Driver Drops:\([0-9]*\).*/\1/p' $O/sysdig.log | tail -1)
-      B "config=scap mode=$m rep=$rep ns_per_syscall=$ns events=${ev:-?} drops=${dr:-?}"
-    done
+  for w in $WORKLOADS; do
+    m=${w%%:*}; n=${w##*:}
+    sysdig -v -w /dev/null > $O/sysdig.log 2>&1 &
+    S=$!
+    wait_fd $S scap || B "error=sysdig-did-not-open-scap"
+    sleep 0.5
+    ns=$(storm $m $n)
+    kill -INT $S; wait $S
+    ev=$(tr -d '\r' < $O/sysdig.log | sed -n 's/.*Driver Events: *\([0-9]*\).*/\1/p' | tail -1)
+    dr=$(tr -d '\r' < $O/sysdig.log | sed -n 's/.*Driver Drops: *\([0-9]*\).*/\1/p' | tail -1)
+    B "config=scap mode=$m rep=$rep ns_per_syscall=$ns events=${ev:-?} drops=${dr:-?}"
   done
   cp $O/sysdig.log $O/sysdig-last.log
   rmmod scap
-else
-  B "error=no-scap (install falcosecurity-scap-dkms sysdig)"
-fi
+done
 dmesg > $O/dmesg.txt
 B "done"
