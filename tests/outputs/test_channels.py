@@ -317,3 +317,25 @@ def test_close_reports_unreported_drops_and_counts_late_emits(managers):
     late = make_alert(99)
     m.emit(late)  # after close: counted as dropped, not queued for dead workers
     assert m.stats()["fast"]["dropped"] == 1 and m.stats()["fast"]["queued"] == 0
+
+
+def test_syslog_tcp_frames_end_with_newline(managers):
+    srv = socket.socket()
+    srv.bind(("127.0.0.1", 0))
+    srv.listen(1)
+    srv.settimeout(5)
+    m = managers(config("syslog_output.enabled=true",
+                        f"syslog_output.address=tcp://127.0.0.1:{srv.getsockname()[1]}"))
+    m.start()
+    conn, _ = srv.accept()
+    conn.settimeout(5)
+    m.emit(make_alert(1, priority=Priority.NOTICE))
+    m.emit(make_alert(2, priority=Priority.ALERT))
+    data = b""
+    while data.count(b"\n") < 2:
+        data += conn.recv(65536)
+    lines = data.decode().splitlines()
+    # PRI: user (1) * 8 + Notice (5) = 13, user * 8 + Alert (1) = 9; then Falco's time stamp.
+    assert lines[0].startswith("<13>Apr 02 ") and lines[1].startswith("<9>Apr 02 ")
+    conn.close()
+    srv.close()

@@ -331,3 +331,16 @@ def test_server_closing_idle_keepalive_connections_is_not_an_error(managers, sid
     s = m.stats()["http"]
     assert s["delivered"] == 5 and s["errors"] == 0 and s["retries"] == 0
     assert sk.connections == 5
+
+
+def test_text_format_is_falcos_text_body(managers, sidekick):
+    """format: text sends Falco's text line as text/plain -- which falcosidekick rejects,
+    as it does with Falco and json_output: false (documented; counted as a 4xx error)."""
+    sk = sidekick()
+    m = managers(config("http_output.enabled=true", f"http_output.url={sk.url}",
+                        "http_output.format=text"))
+    m.start()
+    m.emit(make_alert(1))
+    assert wait_for(lambda: m.stats()["http"]["errors"] == 1)
+    assert sk.rejected == 1 and sk.headers_seen[0]["Content-Type"] == "text/plain"
+    assert m.stats()["http"]["status_4xx"] == 1
