@@ -16,7 +16,7 @@ from collector.alert import Priority
 from collector.outputs import DROP_RULE, Channel, Formatter, OutputManager
 from collector.outputs.stdout import StdoutChannel
 
-from .conftest import Probe, config, make_alert, wait_for
+from .conftest import T0, Probe, config, make_alert, wait_for
 
 
 def test_stdout_text_line_is_falcos(managers, capsys):
@@ -336,6 +336,7 @@ def test_syslog_tcp_frames_end_with_newline(managers):
         data += conn.recv(65536)
     lines = data.decode().splitlines()
     # PRI: user (1) * 8 + Notice (5) = 13, user * 8 + Alert (1) = 9; then Falco's time stamp.
-    assert lines[0].startswith("<13>Apr 02 ") and lines[1].startswith("<9>Apr 02 ")
+    day = time.strftime("%b %d", time.localtime(T0 // 1_000_000_000))  # local, as syslog(3)
+    assert lines[0].startswith(f"<13>{day} ") and lines[1].startswith(f"<9>{day} ")
     conn.close()
     srv.close()
