@@ -421,6 +421,7 @@ uint32_t proc_add(struct fnet_state *s, int64_t pid)
 	s->procs[pi].v.pid = pid;
 	s->procs[pi].v.loginuid = -1;
 	s->procs[pi].live = 1;
+	s->procs[pi].serial = ++s->serial;
 	if (hm_put(&s->pidmap, (uint64_t)pid, pi) < 0) {
 		s->oom = 1;
 		return 0;

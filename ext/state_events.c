@@ -442,6 +442,8 @@ static void fork_child(struct fnet_state *s, uint32_t ppi, int64_t ppid_ev, int6
 	struct fnet_pver pv;
 	uint32_t pfdcap = 0;
 
+	uint64_t pser = ppi ? s->procs[ppi].serial : 0;
+
 	if (ppi)
 		pv = s->procs[ppi].v;
 	else
@@ -453,8 +455,8 @@ static void fork_child(struct fnet_state *s, uint32_t ppi, int64_t ppid_ev, int6
 	struct proc *c = &s->procs[ci];
 	struct proc *p = ppi ? &s->procs[ppi] : NULL;	/* re-read: proc_add may move the slab */
 
-	if (p && !p->live)
-		p = NULL;
+	if (p && (!p->live || p->serial != pser))
+		p = NULL;	/* the parent was replaced (same pid) */
 	if (p) {
 		c->v = pv;
 		c->v.pid = cpid;
@@ -620,6 +622,7 @@ int fnet_state_process(struct fnet_state *s, const struct fnet_state_in *in,
 		int64_t tid = in->tid[i], pid = in->pid[i], ret = in->ret[i];
 		uint32_t pi = resolve(s, tid, pid);
 		struct proc *p = pi ? &s->procs[pi] : NULL;
+		uint64_t serial = p ? p->serial : 0;
 		uint32_t fv = 0, fi;
 		int64_t fdnum = FNET_NO_FD;
 		uint8_t evf = 0;
@@ -853,7 +856,9 @@ int fnet_state_process(struct fnet_state *s, const struct fnet_state_in *in,
 			break;
 		}
 		p = pi ? &s->procs[pi] : NULL;	/* forks may have moved the slab */
-		out->pv[i] = (p && p->live) ? proc_version(s, pi) : 0;
+		if (p && (!p->live || p->serial != serial))
+			p = NULL;	/* the event's process went away (or its slot was reused) */
+		out->pv[i] = p ? proc_version(s, pi) : 0;
 		out->fv[i] = fv;
 		out->fdnum[i] = fdnum;
 		out->evflags[i] = evf;

@@ -35,6 +35,7 @@ struct proc {
 	uint64_t vgen;
 	uint32_t next_free;
 	uint32_t live;
+	uint64_t serial;	/* which process lives in this slot */
 };
 
 struct fdinfo {
@@ -68,6 +69,7 @@ struct fnet_state {
 
 	uint64_t gen;		/* versions are valid while their vgen == gen */
 	uint64_t sgen;		/* bumped on any removal: invalidates the tid cache */
+	uint64_t serial;	/* processes added so far */
 	struct fnet_pver *pvt;
 	uint32_t npv, pvcap;
 	struct fnet_fver *fvt;

@@ -148,6 +148,19 @@ DEFAULT_COLUMNS = PROC_COLUMNS + FD_COLUMNS + (
     "proc_aname_all", "proc_apid_all", "proc_aexe_all", "proc_aexepath_all")
 
 
+_NUMERIC = {"proc_pflags", "fd_oflags", "fd_type", "fd_l4proto", "fd_vflags", "fd_name_changed"}
+
+
+def is_string_column(name: str) -> bool:
+    """Whether a state column holds string ids (else numbers)."""
+    if name in _NUMERIC or name.startswith("proc_apid_"):
+        return False
+    return is_state_column(name) and not name in (
+        "fd_num", "fd_cport", "fd_sport", "fd_lport", "fd_rport", "proc_ppid", "proc_sid",
+        "proc_vpgid", "proc_vpid", "proc_tty", "proc_start_ts", "user_uid", "group_gid",
+        "user_loginuid")
+
+
 def is_state_column(name: str) -> bool:
     return name in PROC_COLUMNS or name in FD_COLUMNS or _ANC.match(name) is not None
 
