@@ -95,8 +95,8 @@ def _pack(name: str, **values) -> bytearray:
 
 
 def _unpack(name: str, buf: bytes) -> dict:
-    return {fname: np.frombuffer(buf, abi.DTYPES[name], count=1)[0][fname].item()
-            for fname, *_ in abi.STRUCTS[name]}
+    rec = np.frombuffer(buf, abi.DTYPES[name], count=1)[0]
+    return {fname: rec[fname].tolist() for fname, *_ in abi.STRUCTS[name]}
 
 
 def interest_bits(interest: set[int] | None) -> list[int]:
