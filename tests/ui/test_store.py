@@ -182,6 +182,8 @@ def test_ui_channel_delivers_alerts_in_process(tmp_path):
 
 def test_ui_channel_can_serve_the_ui_from_the_same_process(tmp_path):
     ch = UIChannel(UISettings(db_path=str(tmp_path / "srv.db"), listen_port=0), serve=True)
+    assert ch.server is None                               # nothing opened before start()
+    ch.start()
     try:
         assert ch.generated_password
         ch.deliver(Alert(time_ns=time.time_ns(), rule="R", priority=Priority.ERROR, output="o",
@@ -215,3 +217,26 @@ def test_free_text_looks_at_the_newest_matches_only(store, monkeypatch):
     assert sorted(r["output_fields"]["i"] for r in rows) == list(range(61, 100, 2))   # the newest 20
     assert not store.text_capped(parse_filters({"filter": ["rare 9"]}))
     assert store.count(parse_filters({"filter": ["rare 9"]})) == 5          # rare 90, 92 .. 98
+
+
+def test_ui_channel_from_config_and_start_errors(tmp_path):
+    from collector.config import Config
+    from collector.errors import OutputError
+    cfg = Config.load(None, [f"webui.db_path={tmp_path / 'cfg.db'}", "webui.minimum_priority=warning",
+                             "webui.listen_port=0"])
+    ch = UIChannel.from_config(cfg)
+    assert ch.serve is False and ch.min_priority == Priority.WARNING
+    ch.start()
+    ch.close()
+    busy = socket.socket()
+    busy.bind(("127.0.0.1", 0))
+    busy.listen()
+    try:
+        cfg = Config.load(None, [f"webui.db_path={tmp_path / 'b.db'}", "webui.enabled=true",
+                                 f"webui.listen_port={busy.getsockname()[1]}"])
+        ch = UIChannel.from_config(cfg)
+        with pytest.raises(OutputError, match="port in use"):
+            ch.start()
+        ch.close()
+    finally:
+        busy.close()
