@@ -19,6 +19,7 @@ import hmac
 import ipaddress
 import json
 import logging
+import re
 import secrets
 import signal
 import socket
@@ -48,6 +49,13 @@ LOGIN_COOKIE = "falconet_login"
 _STATIC_TYPES = {".js": "text/javascript; charset=utf-8", ".css": "text/css; charset=utf-8",
                  ".svg": "image/svg+xml", ".png": "image/png", ".md": "text/markdown; charset=utf-8"}
 _FORWARD_HEADERS = ("X-Forwarded-For", "X-Real-IP", "Forwarded")
+_TOKEN = re.compile(r"^[A-Za-z0-9_-]{32,64}$")
+
+
+def _local_path(path: str) -> bool:
+    """A redirect target that stays on this site and cannot split a header."""
+    return (path.startswith("/") and not path.startswith("//") and "\\" not in path
+            and all(33 <= ord(c) < 127 for c in path))
 
 
 class _HTTPServer(ThreadingHTTPServer):
@@ -441,7 +449,9 @@ class _Handler(BaseHTTPRequestHandler):
                     next_path: str | None = None, extra: Iterable[tuple[str, str]] = ()) -> None:
         if self._load_session() is not None and status == 200:
             return self._redirect(self.base)
-        csrf = self._cookie(LOGIN_COOKIE) or secrets.token_urlsafe(32)
+        csrf = self._cookie(LOGIN_COOKIE) or ""
+        if not _TOKEN.match(csrf):
+            csrf = secrets.token_urlsafe(32)
         nxt = next_path if next_path is not None else (self.params.get("next") or [""])[-1]
         self._html(status, pages.login_page(self.base, csrf, nxt, error, username),
                    [self._set_cookie(LOGIN_COOKIE, csrf, 3600), *extra])
@@ -469,7 +479,7 @@ class _Handler(BaseHTTPRequestHandler):
             return self._login_form(401, "Wrong user name or password.", user, nxt)
         self.ui.auth.limiter.success(client)
         token, _ = self.ui.auth.create_session(user)
-        target = nxt if nxt.startswith("/") and not nxt.startswith("//") and "\\" not in nxt else "/"
+        target = nxt if _local_path(nxt) else "/"
         self._redirect(self.base.rstrip("/") + target,
                        [self._set_cookie(SESSION_COOKIE, token, int(self.ui.auth.session_ttl_ns / 1e9)),
                         self._set_cookie(LOGIN_COOKIE, "", 0)])

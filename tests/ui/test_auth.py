@@ -179,3 +179,16 @@ def test_login_redirects_only_to_local_paths(ui):
     r = c2.post("/login", form={"username": "admin", "password": ui.password, "csrf_token": csrf,
                                 "next": "/events?priority=Warning"})
     assert r.headers["Location"] == "/events?priority=Warning"
+
+
+def test_redirect_target_cannot_split_headers_and_login_cookie_is_checked(ui):
+    c = ui.client()
+    page = c.get("/login")
+    csrf = re.search(r'name="csrf_token" value="([^"]+)"', page.text).group(1)
+    r = c.post("/login", form={"username": "admin", "password": ui.password, "csrf_token": csrf,
+                               "next": "/x\r\nSet-Cookie: evil=1"})
+    assert r.status == 303 and r.headers["Location"] == "/" and "evil" not in str(r.headers)
+    c2 = ui.client()
+    c2.cookies["falconet_login"] = '"a; Domain=evil.example"'
+    page = c2.get("/login")
+    assert "evil.example" not in page.text and "evil.example" not in str(page.headers)
