@@ -3,8 +3,8 @@
  * intern.c - open-addressing hash table from byte strings to dense ids (see intern.h).
  *
  * Strings are copied into an append-only arena of chunks (pointers stay valid while the
- * table lives); the index is a power-of-two array of (hash, id) slots with linear probing,
- * grown at 50% load.  Hash: a word-at-a-time multiply-xorshift (see strtab_hash).
+ * table lives); the index is a power-of-two array of (hash tag, id) slots with linear
+ * probing, grown at 50% load.  Hash: word-at-a-time xor-multiply plus a final mix (strtab_hash).
  */
 #include <stdlib.h>
 #include <string.h>
@@ -16,11 +16,14 @@
 struct str_ent {
 	const uint8_t *p;
 	uint32_t len;
+	uint32_t hlo;	/* low half of the hash: the slot index, kept for growing */
 };
 
+/* 8 bytes, so twice as many slots share a cache line as with a full hash: the high half
+ * of the hash filters out nearly every non-matching entry before the string is touched. */
 struct slot {
-	uint64_t hash;
-	uint32_t id; /* 0 = empty slot */
+	uint32_t tag;	/* high half of the hash */
+	uint32_t id;	/* 0 = empty slot */
 };
 
 struct chunk {
@@ -135,7 +138,7 @@ static int strtab_grow(struct fnet_strtab *t)
 
 		if (!s.id)
 			continue;
-		uint32_t j = (uint32_t)s.hash & (ncap - 1);
+		uint32_t j = t->ents[s.id].hlo & (ncap - 1);
 
 		while (ns[j].id)
 			j = (j + 1) & (ncap - 1);
@@ -159,7 +162,7 @@ static uint32_t strtab_find(const struct fnet_strtab *t, const uint8_t *p, uint3
 			*slot_out = j;
 			return 0;
 		}
-		if (s->hash == h) {
+		if (s->tag == (uint32_t)(h >> 32)) {
 			const struct str_ent *e = &t->ents[s->id];
 
 			if (e->len == len && bytes_eq(e->p, p, len))
@@ -214,6 +217,8 @@ uint32_t fnet_strtab_intern(struct fnet_strtab *t, const uint8_t *p, uint32_t le
 
 	if (id)
 		return id;
+	if ((uint64_t)(t->count + 1) * 8 > (uint64_t)(t->mask + 1) * 7)
+		return 0; /* growing failed for long: out of memory */
 	if (t->count == t->ents_cap) {
 		uint32_t ncap = t->ents_cap * 2;
 		struct str_ent *ne = realloc(t->ents, ncap * sizeof(*ne));
@@ -230,10 +235,12 @@ uint32_t fnet_strtab_intern(struct fnet_strtab *t, const uint8_t *p, uint32_t le
 	id = t->count++;
 	t->ents[id].p = copy;
 	t->ents[id].len = len;
-	t->slots[slot].hash = h;
+	t->ents[id].hlo = (uint32_t)h;
+	t->slots[slot].tag = (uint32_t)(h >> 32);
 	t->slots[slot].id = id;
 	if ((uint64_t)t->count * 2 > t->mask + 1 && strtab_grow(t) < 0) {
-		/* The entry is stored; the index just stays denser until the next attempt. */
+		/* The entry is stored; the index just stays denser until the next attempt
+		 * (inserts are refused above 7/8 load, so probing always ends). */
 	}
 	return id;
 }

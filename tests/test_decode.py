@@ -343,3 +343,15 @@ def test_records_hidden_in_strings_are_not_records(layout):
     assert b.n == len(layout) and (b["type"] == abi.EV["EXECVE"]).all()
     assert s.unknown_type == sum(u for _, u, _ in layout) and s.bad_offset is None
     assert b.strings.get(int(b["v1"][0])) == fake
+
+
+@pytest.mark.parametrize("impl", IMPLS)
+def test_string_table_growth(impl):
+    """Ids stay dense and stable across many growths of the index and the arena."""
+    t = new_table(impl)
+    vals = [b"/p/%d" % i for i in range(150_000)] + [b"x" * 3_000_000]   # > one arena chunk
+    ids = t.intern_many(vals)
+    assert ids.tolist() == list(range(2, 2 + len(vals)))
+    assert t.intern_many(vals[::-1]).tolist() == ids.tolist()[::-1]
+    assert t.lookup(b"/p/149999") == 150_001 and t.get(150_002) == vals[-1]
+    assert t.lookup(b"/p/150000") is None and len(t) == 2 + len(vals)
