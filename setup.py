@@ -78,8 +78,9 @@ setup(
         ("share/falconet/examples", ["examples/demo.fcap"]))],
     setup_requires=["cffi>=1.15"],
     cffi_modules=cffi_modules,
+    # grpcio/protobuf: the committed generated gRPC code refuses older runtimes.
     install_requires=["cffi>=1.15", "numpy>=1.24", "msgpack>=1.0", "pyyaml>=6.0",
-                      "grpcio>=1.85.1", "protobuf>=7.35.1"],  # the committed generated code needs these,
+                      "grpcio>=1.85.1", "protobuf>=7.35.1"],
     extras_require={"test": ["pytest>=7", "hypothesis>=6"]},
     entry_points={"console_scripts": ["falconet=collector.cli:entry"]},
     cmdclass={"build_ext": OptionalBuildExt},
