@@ -162,3 +162,19 @@ def test_bad_arguments():
         SyntheticSource(events=-1)
     with pytest.raises(ValueError):
         SyntheticSource(batch_events=0)
+
+
+def test_execve_credentials_follow_the_abi():
+    src, b = all_events(events=30_000, seed=11)
+    ex = np.flatnonzero(b["type"] == EV["EXECVE"])
+    assert len(ex)
+    uid_of = {t["pid"]: t["uid"] for t in src.snapshot["threads"]}
+    for i in ex.tolist():
+        r = b.row(i)
+        uid, gid = r["a0"] & 0xFFFFFFFF, r["a0"] >> 32          # uid_gid = uid | gid << 32
+        assert uid == gid and r["a1"] == r["a0"]
+        assert r["a3"] in (0, 136 << 20)                       # kernel dev_t of the tty
+        assert r["a2"] == (uid if uid else 0xFFFFFFFF)          # loginuid, -1 unset
+        if r["a4"] in uid_of:                                   # parent from the snapshot
+            assert uid == uid_of[r["a4"]]
+        assert r["v3"] and r["v5"] == b"/system.slice/ssh.service"

@@ -19,6 +19,9 @@ The world it simulates:
   clone and procfork, the child's execve (a few fail with ENOENT), the child's own opens and
   closes, and for most children their procexit; survivors join the pool of actors.
 
+fd numbers are plausible (3..63, AT_FDCWD for most opens) but not tracked per process: a
+close may name an fd that no open returned.  Children inherit their parent's uid.
+
 Timestamps increase by exponential gaps (mean ``1e9 / sim_rate`` ns) from ``start_ns`` and
 CPUs are uniform over ``cpus``.  ``rate`` (events/s, None = as fast as possible) paces
 ``batches()`` in wall-clock time.
@@ -36,6 +39,7 @@ from .. import records as R
 from ..batch import EventBatch
 from . import Source
 
+PTS0_DEV = 136 << 20  # kernel dev_t of /dev/pts/0 in records (snapshots use /proc's tty_nr, 34816)
 CHUNK = 4096          # events per generation step (fixed, so cutting never changes content)
 
 DEFAULT_MIX = {
@@ -129,6 +133,7 @@ class _World:
         self.act_tid = np.array(tid, np.int64)
         self.act_pid = np.array(ptid, np.int64)
         self.comm_of = {p["pid"]: p["comm_id"] for p in procs}
+        self.uid_of = {p["pid"]: p["uid"] for p in procs}
 
     def snapshot(self, boot_ns: int) -> dict:
         threads = []
@@ -242,10 +247,10 @@ class _World:
         rows.append(dict(type=abi.EV["PROC_FORK"], tid=ptid, pid=ppid, a0=child, a1=child, a2=17,
                          a3=self.ts, v0=self.comm_of.get(ppid, 1)))
         ok = rng.random() > 0.05
-        uid = 1000 if ppid >= 1000 else 0
+        uid = self.uid_of.get(ppid, 0)
         rows.append(dict(type=abi.EV["EXECVE"], tid=child, pid=child, ret=0 if ok else -2,
                          a0=uid | uid << 32, a1=uid | uid << 32, a2=uid if uid else 0xFFFFFFFF,
-                         a3=34816 if uid else 0, a4=ppid, a5=0 if uid else 0x1FFFFFFFFFF,
+                         a3=PTS0_DEV if uid else 0, a4=ppid, a5=0 if uid else 0x1FFFFFFFFFF,
                          v0=exe_id if ok else self.path_ids[0], v1=args[int(rng.integers(0, len(args)))],
                          v2=int(self.cwd_ids[int(rng.integers(0, len(self.cwd_ids)))]),
                          v3=comm_id, v4=exe_id if ok else 1, v5=self.cgroup_id))
@@ -260,6 +265,7 @@ class _World:
             self.act_tid = np.append(self.act_tid, child)
             self.act_pid = np.append(self.act_pid, child)
             self.comm_of[child] = comm_id
+            self.uid_of[child] = uid
 
     def chunk(self, n: int) -> tuple[bytes, np.ndarray]:
         """n records (bytes) and their n + 1 boundaries."""
