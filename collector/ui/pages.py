@@ -39,8 +39,10 @@ def login_page(base: str, csrf: str, next_path: str = "", error: str = "", usern
 {error_html}
 <input type="hidden" name="csrf_token" value="{escape(csrf)}">
 <input type="hidden" name="next" value="{escape(next_path)}">
-<label>User <input name="username" id="username" autocomplete="username" required value="{escape(username)}"></label>
-<label>Password <input name="password" id="password" type="password" autocomplete="current-password" required></label>
+<label>User <input name="username" id="username" autocomplete="username" required
+  value="{escape(username)}"></label>
+<label>Password <input name="password" id="password" type="password"
+  autocomplete="current-password" required></label>
 <button type="submit" id="login-submit">Sign in</button>
 </form>
 <p class="hint">The password was printed once when <code>falconet ui</code> first started;

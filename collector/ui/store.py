@@ -77,7 +77,8 @@ CREATE TRIGGER IF NOT EXISTS events_fts_ad AFTER DELETE ON events BEGIN
     INSERT INTO events_fts(events_fts, rowid, rule, output) VALUES ('delete', old.id, old.rule, old.output);
 END;
 """
-_COLUMNS = "e.id, e.uuid, e.time_ns, e.priority, e.rule, e.source, e.hostname, e.output, e.tags, e.output_fields"
+_COLUMNS = ("e.id, e.uuid, e.time_ns, e.priority, e.rule, e.source, e.hostname, e.output, e.tags,"
+            " e.output_fields")
 _DELETE_CHUNK = 2000
 
 

@@ -19,7 +19,8 @@ def seed(ui, n=30):
     prios = ["Critical", "Warning", "Notice"]
     for i in range(n):
         r = c.post("/", alert(priority=prios[i % 3], rule=f"Rule {i % 2}", hostname=f"node{i % 5}",
-                              tags=["t-all", f"t{i % 2}"], output=f"12:00:00.000000000: Warning n={i} proc={'bash' if i % 4 else 'nc'}"))
+                              tags=["t-all", f"t{i % 2}"],
+                              output=f"12:00:00.000000000: Warning n={i} proc={'bash' if i % 4 else 'nc'}"))
         assert r.status == 200
 
 
@@ -52,7 +53,7 @@ def test_counts_in_falcosidekick_ui_shape(ui):
                     "statistics": {"all": 30, "distincts": 3}}
     body = c.get("/api/v1/events/count/tags").json()
     assert body["results"] == {"t-all": 30, "t0": 15, "t1": 15}
-    assert c.get("/api/v1/events/count/hostname?rule=Rule 1".replace(" ", "%20")).json()["statistics"]["all"] == 15
+    assert c.get("/api/v1/events/count/hostname?rule=Rule%201").json()["statistics"]["all"] == 15
     r = c.get("/api/v1/events/count/password")
     assert r.status == 400 and "cannot count by" in r.json()["error"]
 
@@ -127,7 +128,7 @@ def test_live_stream_announces_new_alerts(ui):
     t.join(5)
     conn.close()
     assert "event: hello" in lines and "event: alerts" in lines
-    last_id = json.loads([l for l in lines if l.startswith("data:")][-1][5:])["last_id"]
+    last_id = json.loads([line for line in lines if line.startswith("data:")][-1][5:])["last_id"]
     assert ui.store.get(uuid)["id"] == last_id
     assert ui.client().get("/api/v1/events/stream").status == 401
 

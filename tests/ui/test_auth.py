@@ -106,7 +106,8 @@ def test_login_rate_limit(make_ui):
 
 def test_rate_limiter_window_and_global_ceiling():
     rl = RateLimiter(max_failures=2, window_s=0.3, global_max=3)
-    rl.failure("a"); rl.failure("a")
+    rl.failure("a")
+    rl.failure("a")
     assert rl.check("a") > 0 and rl.check("b") == 0
     rl.failure("b")
     assert rl.check("c") > 0                              # global ceiling reached

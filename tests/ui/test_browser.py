@@ -58,7 +58,8 @@ def test_ui_in_chromium(make_ui, browser):
         alert(priority="Notice", rule="Write below etc", hostname="node3", tags=["filesystem"]),
         alert(priority="Error", rule=XSS_RULE, hostname="<b>node4</b>",
               output=f"12:00:00.000000000: Error A shell was spawned (proc.name={XSS_PROC})",
-              output_fields={"proc.name": XSS_PROC, "proc.cmdline": "sh -c '<iframe src=javascript:alert(3)>'",
+              output_fields={"proc.name": XSS_PROC,
+                             "proc.cmdline": "sh -c '<iframe src=javascript:alert(3)>'",
                              "evt.time": 1743606903434319636, "container.id": None}),
     ]
     uuids = [sender.post("/", a).json()["uuid"] for a in seed]
@@ -174,7 +175,8 @@ def _falconet(*args: str, **kw):
 def test_alerts_from_a_replay_arrive_live(make_ui, browser, tmp_path):
     """`falconet replay` with its http_output pointed at the UI; the open page fills by itself."""
     capture = tmp_path / "synthetic.fcap"
-    proc = _falconet("capture", "-w", str(capture), "--source", "synthetic", "--events", "5000", "--seed", "3")
+    proc = _falconet("capture", "-w", str(capture), "--source", "synthetic", "--events", "5000",
+                     "--seed", "3")
     _, err = proc.communicate(timeout=120)
     if proc.returncode != 0:
         pytest.skip(f"falconet capture is not usable in this checkout: {err.strip()[-200:]}")
