@@ -8,6 +8,7 @@
  * fails stops the walk with FNET_SCAP_ERROR and the offset; the rows converted before it stay
  * in the columns, so the caller delivers them first.
  */
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,7 +19,8 @@
 /* must match collector/sources/scap_convert.py */
 enum { K_SKIP, K_RET, K_INT, K_OFLAGS, K_CLONEFLAGS, K_LO32, K_HI32, K_STR, K_BYTES, K_EXE,
        K_ARGS, K_SOCKADDR, K_TUPLE_OUT, K_TUPLE_IN };
-enum { F_ENTER = 1, F_LARGE = 2, F_PAIR = 4, F_PIDSRC = 8, F_EXIT_THREAD = 16, F_GENERIC = 32 };
+enum { F_ENTER = 1, F_LARGE = 2, F_PAIR = 4, F_PIDSRC = 8, F_EXIT_THREAD = 16, F_GENERIC = 32,
+       F_FORKX = 64 };
 #define NO_SLOT 15
 #define NO_CODE 0xFFFF
 #define RET_BIT (1u << 12)
@@ -42,7 +44,7 @@ struct fnet_scap {
 	struct fnet_scap_spec spec;   /* arrays below are private copies */
 	uint16_t *fnet;
 	uint8_t *flags, *nparams;
-	int8_t *pidparam;
+	int8_t *procparam;
 	uint32_t *action;
 	uint8_t pt_signed[64];
 	uint16_t *generic;
@@ -171,13 +173,13 @@ struct fnet_scap *fnet_scap_new(const struct fnet_scap_spec *spec)
 	s->fnet = malloc(n * sizeof(uint16_t));
 	s->flags = malloc(n);
 	s->nparams = malloc(n);
-	s->pidparam = malloc(n);
+	s->procparam = malloc((size_t)n * 3);
 	s->action = malloc((size_t)n * FNET_SCAP_MAXP * sizeof(uint32_t));
 	s->generic = calloc(spec->ngeneric + 1, sizeof(uint16_t));
 	s->strings = fnet_strtab_new();
 	s->tab = calloc(1024, sizeof(struct thread));
 	s->tab_mask = 1023;
-	if (!s->fnet || !s->flags || !s->nparams || !s->pidparam || !s->action || !s->strings ||
+	if (!s->fnet || !s->flags || !s->nparams || !s->procparam || !s->action || !s->strings ||
 	    !s->tab || !s->generic) {
 		fnet_scap_free(s);
 		return NULL;
@@ -185,7 +187,7 @@ struct fnet_scap *fnet_scap_new(const struct fnet_scap_spec *spec)
 	memcpy(s->fnet, spec->fnet, n * sizeof(uint16_t));
 	memcpy(s->flags, spec->flags, n);
 	memcpy(s->nparams, spec->nparams, n);
-	memcpy(s->pidparam, spec->pidparam, n);
+	memcpy(s->procparam, spec->procparam, (size_t)n * 3);
 	memcpy(s->action, spec->action, (size_t)n * FNET_SCAP_MAXP * sizeof(uint32_t));
 	memcpy(s->pt_signed, spec->pt_signed, 64);
 	if (spec->ngeneric)
@@ -200,7 +202,7 @@ void fnet_scap_free(struct fnet_scap *s)
 	free(s->fnet);
 	free(s->flags);
 	free(s->nparams);
-	free(s->pidparam);
+	free(s->procparam);
 	free(s->action);
 	free(s->generic);
 	free(s->tab);
@@ -442,6 +444,20 @@ static int convert_param(struct fnet_scap *s, struct row *r, uint32_t act, const
 	return 0;
 }
 
+/* Parameter k of an event as a 64-bit number, INT64_MIN if absent or not 8 bytes long. */
+static int64_t param_i64(const uint8_t *buf, uint64_t parr, uint32_t nparams, uint32_t lsz,
+			 const uint32_t *lens, int k)
+{
+	uint64_t q = parr + (uint64_t)nparams * lsz;
+	int i;
+
+	if (k < 0 || (uint32_t)k >= nparams || k >= FNET_SCAP_MAXP || lens[k] != 8)
+		return INT64_MIN;
+	for (i = 0; i < k; i++)
+		q += lens[i];
+	return (int64_t)rd64(buf + q);
+}
+
 /* --- the walk ------------------------------------------------------------------------------- */
 
 static int ev_block(uint32_t code, int *v2, int *has_flags, int *large)
@@ -500,7 +516,7 @@ int fnet_scap_walk(struct fnet_scap *s, const uint8_t *buf, uint64_t len, uint64
 			res->need = total;
 			break;
 		}
-		if (rows == cap) {
+		if (rows + 1 >= cap) {
 			res->status = FNET_SCAP_FULL;
 			break;
 		}
@@ -587,18 +603,10 @@ int fnet_scap_walk(struct fnet_scap *s, const uint8_t *buf, uint64_t len, uint64
 			pv += lens[i];
 		}
 		t = NULL;
-		if ((fl & F_PIDSRC) && s->pidparam[etype] >= 0 &&
-		    (uint32_t)s->pidparam[etype] < nparams) {
-			uint64_t q = parr + (uint64_t)nparams * lsz;
-			int64_t pid;
-			uint32_t k = (uint32_t)s->pidparam[etype];
-			for (i = 0; i < k; i++)
-				q += lens[i];
-			if (lens[k] == 8) {
-				pid = (int64_t)rd64(buf + q);
-				if (pid > 0 && (t = thread_get(s, (int64_t)tidu)) != NULL)
-					t->pid = pid;
-			}
+		if (fl & F_PIDSRC) {
+			int64_t pid = param_i64(buf, parr, nparams, lsz, lens, s->procparam[etype * 3]);
+			if (pid > 0 && (t = thread_get(s, (int64_t)tidu)) != NULL)
+				t->pid = pid;
 		}
 		if (fl & F_PAIR) {
 			if (fl & F_ENTER) {
@@ -625,6 +633,42 @@ int fnet_scap_walk(struct fnet_scap *s, const uint8_t *buf, uint64_t len, uint64
 					t->pcode = NO_CODE;
 				}
 			}
+		}
+		if (modelled && (fl & F_FORKX) && (r.mask & RET_BIT) && r.ret == 0 &&
+		    param_i64(buf, parr, nparams, lsz, lens, s->procparam[etype * 3 + 1]) != INT64_MIN) {
+			/* the child's clone exit: the PROC_FORK record of the live driver first */
+			int64_t ptid = param_i64(buf, parr, nparams, lsz, lens, s->procparam[etype * 3 + 1]);
+			int64_t cpid = param_i64(buf, parr, nparams, lsz, lens, s->procparam[etype * 3]);
+			int ci = s->procparam[etype * 3 + 2];
+			uint32_t k = rows, comm = 0;
+			if (ci >= 0 && (uint32_t)ci < nparams && lens[ci] != 0) {
+				uint64_t q = parr + (uint64_t)nparams * lsz;
+				for (i = 0; i < (uint32_t)ci; i++)
+					q += lens[i];
+				comm = intern(s, buf + q, strlen_n(buf + q, lens[ci]));
+			}
+			t = thread_find(s, ptid);
+			cols->num[k] = first_num + res->events - 1;
+			cols->ts[k] = ts;
+			cols->cpu[k] = cpu;
+			cols->tid[k] = ptid;
+			cols->pid[k] = t != NULL && t->pid > 0 ? t->pid : ptid;
+			cols->type[k] = s->spec.procfork_type;
+			cols->flags[k] = 0;
+			cols->ret[k] = 0;
+			for (i = 0; i < 6; i++) {
+				cols->a[(size_t)i * cap + k] = 0;
+				cols->v[(size_t)i * cap + k] = 0;
+			}
+			cols->a[k] = (int64_t)tidu;
+			cols->a[(size_t)cap + k] = cpid > 0 ? cpid : (int64_t)tidu;
+			cols->a[(size_t)2 * cap + k] = (ftype == s->spec.clone_type ||
+						       ftype == s->spec.clone3_type) ? r.a[0] : 0;
+			cols->a[(size_t)3 * cap + k] = (int64_t)ts;
+			cols->v[k] = comm;
+			cols->dir[k] = 0;
+			cols->code[k] = (uint16_t)etype;
+			rows++;
 		}
 		if (modelled) {
 			uint32_t k = rows;

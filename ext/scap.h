@@ -33,7 +33,10 @@ struct fnet_scap_spec {
 	const uint16_t *fnet;      /* [ntypes] Falconet type, 0 = not modelled */
 	const uint8_t *flags;      /* [ntypes] F_* of scap_convert.py */
 	const uint8_t *nparams;    /* [ntypes] parameters in today's table */
-	const int8_t *pidparam;    /* [ntypes] index of the pid parameter or -1 */
+	const int8_t *procparam;   /* [ntypes * 3] index of pid, ptid, comm parameters or -1 */
+	uint16_t procfork_type;    /* Falconet PROC_FORK type (rows made from clone exits) */
+	uint16_t clone_type;       /* Falconet CLONE, CLONE3 types (their a0 = clone flags) */
+	uint16_t clone3_type;
 	const uint32_t *action;    /* [ntypes * FNET_SCAP_MAXP] kind | slot<<8 | slot2<<12 | PT<<16 */
 	const uint8_t *pt_signed;  /* [64] */
 	const uint16_t *generic;   /* [ngeneric] Falconet type of GENERIC events by PPM_SC code */
@@ -82,7 +85,8 @@ void fnet_scap_free(struct fnet_scap *s);
 struct fnet_strtab *fnet_scap_strings(struct fnet_scap *s);
 /* Seed thread -> pid from a process list; returns the number refused (table full). */
 uint32_t fnet_scap_seed(struct fnet_scap *s, const int64_t *tid, const int64_t *pid, uint32_t n);
-/* Convert event blocks of buf[0..len) into cols rows row0.. (res->rows = rows filled in total);
+/* Convert event blocks of buf[0..len) into cols rows row0.. (res->rows = rows filled in total;
+ * an event makes at most 2 rows and none is started once rows >= cap - 1);
  * `skipped` has ntypes + 1 counters (the last for codes beyond the table); event numbers start
  * at first_num.  Returns res->status. */
 int fnet_scap_walk(struct fnet_scap *s, const uint8_t *buf, uint64_t len, uint64_t first_num,

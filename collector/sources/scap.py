@@ -30,7 +30,7 @@ from typing import Iterator
 
 import numpy as np
 
-from .. import native
+from .. import abi, native
 from ..batch import EventBatch, StringTable
 from ..errors import CaptureError
 from . import Source
@@ -70,19 +70,20 @@ class _Columns:
     """Reused column buffers of one batch (``cap`` rows)."""
 
     def __init__(self, cap: int):
-        self.cap = cap
-        self.num = np.zeros(cap, np.uint64)
-        self.ts = np.zeros(cap, np.uint64)
-        self.cpu = np.zeros(cap, np.uint16)
-        self.tid = np.zeros(cap, np.int64)
-        self.pid = np.zeros(cap, np.int64)
-        self.type = np.zeros(cap, np.uint16)
-        self.flags = np.zeros(cap, np.uint16)
-        self.ret = np.zeros(cap, np.int64)
-        self.a = np.zeros((6, cap), np.int64)
-        self.v = np.zeros((6, cap), np.uint32)
-        self.dir = np.zeros(cap, np.uint8)
-        self.code = np.zeros(cap, np.uint16)
+        self.cap = cap + 1          # an event makes up to 2 rows; a batch ends at >= cap
+        n = self.cap
+        self.num = np.zeros(n, np.uint64)
+        self.ts = np.zeros(n, np.uint64)
+        self.cpu = np.zeros(n, np.uint16)
+        self.tid = np.zeros(n, np.int64)
+        self.pid = np.zeros(n, np.int64)
+        self.type = np.zeros(n, np.uint16)
+        self.flags = np.zeros(n, np.uint16)
+        self.ret = np.zeros(n, np.int64)
+        self.a = np.zeros((6, n), np.int64)
+        self.v = np.zeros((6, n), np.uint32)
+        self.dir = np.zeros(n, np.uint8)
+        self.code = np.zeros(n, np.uint16)
 
 
 class CWalker:
@@ -97,7 +98,7 @@ class CWalker:
         sp = conversion_spec()
         from .scap_convert import PT_SIGNED
         self._keep = [np.ascontiguousarray(x) for x in
-                      (sp.fnet, sp.flags, sp.nparams, sp.pidparam, sp.action, PT_SIGNED,
+                      (sp.fnet, sp.flags, sp.nparams, sp.procparam, sp.action, PT_SIGNED,
                        sp.generic)]
         k = self._keep
         cspec = ffi.new("struct fnet_scap_spec *")
@@ -105,7 +106,10 @@ class CWalker:
         cspec.fnet = ffi.cast("uint16_t *", k[0].ctypes.data)
         cspec.flags = ffi.cast("uint8_t *", k[1].ctypes.data)
         cspec.nparams = ffi.cast("uint8_t *", k[2].ctypes.data)
-        cspec.pidparam = ffi.cast("int8_t *", k[3].ctypes.data)
+        cspec.procparam = ffi.cast("int8_t *", k[3].ctypes.data)
+        cspec.procfork_type = abi.BY_NAME["procfork"].num
+        cspec.clone_type = abi.BY_NAME["clone"].num
+        cspec.clone3_type = abi.BY_NAME["clone3"].num
         cspec.action = ffi.cast("uint32_t *", k[4].ctypes.data)
         cspec.pt_signed = ffi.cast("uint8_t *", k[5].ctypes.data)
         cspec.generic = ffi.cast("uint16_t *", k[6].ctypes.data)

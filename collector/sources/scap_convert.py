@@ -13,9 +13,15 @@ Per scap event code ``c``:
                  F_PAIR (a syscall event: takes part in enter/exit pairing),
                  F_PIDSRC (exit carries the thread's pid: clone/fork/vfork/execve family),
                  F_EXIT_THREAD (procexit: forget the thread afterwards),
-                 F_GENERIC (the type comes from ``generic`` by parameter 0)
+                 F_GENERIC (the type comes from ``generic`` by parameter 0),
+                 F_FORKX (a clone/fork exit: in the child, res 0, it is preceded by a
+                 PROC_FORK row -- tid ptid, a0 child tid, a1 child pid, a2 clone flags,
+                 a3 ts, v0 comm -- the lifecycle record the live driver writes, which the
+                 state engine needs to name a new process whose parent's exit comes later
+                 or reports a namespace-local child pid)
     nparams[c]   parameters in today's table (v1 events may carry fewer)
-    pidparam[c]  index of the ``pid`` parameter for F_PIDSRC events, else -1
+    procparam[c] indexes of the ``pid``, ``ptid`` and ``comm`` parameters (-1 absent) of
+                 the clone/fork/vfork/execve exits (F_PIDSRC)
     action[c, p] what to do with parameter p: kind | slot << 8 | slot2 << 12 | PT << 16
 
 Kinds (the slot is a0..a5 for numbers, v0..v5 for byte strings):
@@ -68,7 +74,7 @@ K_SKIP, K_RET, K_INT, K_OFLAGS, K_CLONEFLAGS, K_LO32, K_HI32, K_STR, K_BYTES, K_
     K_SOCKADDR, K_TUPLE_OUT, K_TUPLE_IN = range(14)
 NO_SLOT = 15
 
-F_ENTER, F_LARGE, F_PAIR, F_PIDSRC, F_EXIT_THREAD, F_GENERIC = 1, 2, 4, 8, 16, 32
+F_ENTER, F_LARGE, F_PAIR, F_PIDSRC, F_EXIT_THREAD, F_GENERIC, F_FORKX = 1, 2, 4, 8, 16, 32, 64
 
 # Old drivers report syscalls without an event of their own as GENERIC_E/X ("syscall") with
 # the PPM_SC code of the call in parameter 0; Falco names them after that code (evt.type =
@@ -155,7 +161,7 @@ class Spec:
         self.fnet = np.zeros(n, dtype=np.uint16)
         self.flags = np.zeros(n, dtype=np.uint8)
         self.nparams = np.zeros(n, dtype=np.uint8)
-        self.pidparam = np.full(n, -1, dtype=np.int8)
+        self.procparam = np.full((n, 3), -1, dtype=np.int8)
         self.action = np.zeros((n, MAXP), dtype=np.uint32)
         self.generic = np.zeros(GENERIC_MAX, dtype=np.uint16)
         for sc, name in GENERIC_SC.items():
@@ -175,7 +181,11 @@ class Spec:
             pnames = [p[0] for p in params]
             if dirc == "<" and (evname in _EXECS or evname in _FORKS) and "pid" in pnames:
                 f |= F_PIDSRC
-                self.pidparam[c] = pnames.index("pid")
+                for k, pn in enumerate(("pid", "ptid", "comm")):
+                    if pn in pnames:
+                        self.procparam[c, k] = pnames.index(pn)
+                if evname in _FORKS and "ptid" in pnames:
+                    f |= F_FORKX
             if evname == "procexit":
                 f |= F_EXIT_THREAD
             if enum in ("GENERIC_E", "GENERIC_X"):

@@ -18,7 +18,8 @@ import struct
 
 import numpy as np
 
-from .scap_convert import (F_ENTER, F_EXIT_THREAD, F_GENERIC, F_LARGE, F_PAIR, F_PIDSRC, K_ARGS, K_BYTES,
+from .. import abi
+from .scap_convert import (F_ENTER, F_EXIT_THREAD, F_FORKX, F_GENERIC, F_LARGE, F_PAIR, F_PIDSRC, K_ARGS, K_BYTES,
                            K_CLONEFLAGS, K_EXE, K_HI32, K_INT, K_LO32, K_OFLAGS, K_RET,
                            K_SOCKADDR, K_STR, K_TUPLE_IN, K_TUPLE_OUT, MAXP, NO_SLOT, PT_SIGNED,
                            cloneflags_to_kernel, oflags_to_kernel, spec)
@@ -63,6 +64,8 @@ class PureWalker:
         # tid -> [pid, pending code, pending mask, a (6 int64), v (6 uint32)]
         self.threads: dict[int, list] = {}
         self.cnt = {"state_only": 0, "bad_params": 0, "threads_full": 0, "paired": 0}
+        self._procfork = abi.BY_NAME["procfork"].num
+        self._clones = np.array([abi.BY_NAME["clone"].num, abi.BY_NAME["clone3"].num])
 
     # -- the walker interface --------------------------------------------------------------
     def seed(self, tids: np.ndarray, pids: np.ndarray) -> None:
@@ -87,7 +90,7 @@ class PureWalker:
         cap = self.cols.cap
         status, consumed, need, eoff, msg = NEED_MORE, 0, 0, 0, ""
         try:
-            status, consumed, need = self._scan(buf, start, cap - row0, evs)
+            status, consumed, need = self._scan(buf, start, cap - 1 - row0, evs)
         except _Fail as f:
             status, eoff, msg = ERROR, f.offset, f.message
             consumed = f.consumed  # type: ignore[attr-defined]
@@ -98,6 +101,7 @@ class PureWalker:
     def _scan(self, buf: bytearray, start: int, room: int, evs: list) -> tuple[int, int, int]:
         sp = self.sp
         ntypes, fnet, flags, tabn, generic = sp.ntypes, sp.fnet, sp.flags, sp.nparams, sp.generic
+        procp = sp.procparam
         n = len(buf) - start
         pos = 0
         rows = 0
@@ -120,7 +124,7 @@ class PureWalker:
                            f"of {lim} bytes")
             if total > n - pos:
                 return NEED_MORE, pos, total
-            if rows == room:
+            if rows >= room:
                 return FULL, pos, 0
             end = pos + total - 4
             trailer = _U32.unpack_from(buf, start + end)[0]
@@ -140,7 +144,7 @@ class PureWalker:
                            f"({end - p} bytes)")
             if etype >= ntypes:
                 self.skipped[ntypes] += 1
-                evs.append((pos, -1, 0, 0, 0, 0, (), 0, 0, 0))
+                evs.append((pos, -1, 0, 0, 0, 0, (), 0, 0, 0, False))
                 pos += total
                 continue
             fl = int(flags[etype])
@@ -180,10 +184,16 @@ class PureWalker:
                 self.cnt["state_only"] += 1
             elif not modelled:
                 self.skipped[etype] += 1
+            synth = False
+            if modelled and fl & F_FORKX and nparams and lens[0] == 8:
+                vals = parr + nparams * lsz
+                ptid_i = int(procp[etype, 1])
+                synth = struct.unpack_from("<q", buf, vals)[0] == 0 and 0 <= ptid_i < min(
+                    nparams, MAXP) and lens[ptid_i] == 8
             evs.append((pos, etype, tid, ts, cpu, modelled, lens[:MAXP],
-                        parr - start + nparams * lsz, fl, ftype))
+                        parr - start + nparams * lsz, fl, ftype, synth))
             if modelled:
-                rows += 1
+                rows += 1 + synth
             pos += total
 
     @staticmethod
@@ -205,6 +215,7 @@ class PureWalker:
         modelled = np.fromiter((bool(e[5]) for e in evs), bool, ne)
         fl = np.fromiter((e[8] for e in evs), np.uint8, ne)
         ftype = np.fromiter((e[9] for e in evs), np.uint16, ne)
+        synth = np.fromiter((e[10] for e in evs), bool, ne)
         known = code >= 0
         # parameters: (event, index, offset, length) -- flattened offsets of the walk
         nlen = np.fromiter((len(e[6]) for e in evs), np.int64, ne)
@@ -297,6 +308,12 @@ class PureWalker:
                     self._tuple(occ, data, zpos, j, pev, pi, o, ln, kd, slot, slot2, row_of, setv)
                     continue
                 setv.append((pi, row_of[pev[j]], slot[j], ids))
+        # PROC_FORK rows before the child's clone exits: their comm is interned after the
+        # event's own parameters (part 63)
+        procp = sp.procparam[np.where(known, code, 0)].astype(np.int64)
+        sev = np.flatnonzero(synth)
+        csel = np.flatnonzero(synth[pev] & (pidx == procp[pev, 2]) & (plen > 0))
+        comm_ids = occ.add(pev[csel], 63, 0, [(poff[csel], _strlen(zpos, poff[csel], plen[csel]))])
         # intern in order of first occurrence, then apply string slots parameter by parameter
         local = occ.intern(data, self._ids, self._strs)
         for _pi, rr, ss, ids in sorted(setv, key=lambda t: t[0]):
@@ -304,12 +321,23 @@ class PureWalker:
             v[ss, rr] = ids
             mask[rr] |= (1 << (6 + ss)).astype(np.uint32)
 
-        pid = self._threads(code, tid, fl, modelled, known, pev, pidx, poff, plen, data,
-                            row_of, a, v, mask)
-        # rows out
+        def param_of(k: int) -> np.ndarray:
+            """Parameter procparam[:, k] of the synth events as int64 (8-byte values)."""
+            sel = np.flatnonzero(synth[pev] & (pidx == procp[pev, k]) & (plen == 8))
+            out = np.full(ne, np.iinfo(np.int64).min, np.int64)
+            vals, _ok = _read_num(data, poff[sel], plen[sel], np.full(len(sel), 4))
+            out[pev[sel]] = vals
+            return out[sev]
+        s_ptid, s_cpid = param_of(1), param_of(0)
+        pids = self._threads(code, tid, fl, modelled, known, pev, pidx, poff, plen, data,
+                             row_of, a, v, mask, s_ev=sev, s_tid=s_ptid)
+        pid, s_pid = pids[:m], pids[m:]
+        # rows out: each modelled event's row, preceded by its PROC_FORK row if any
         c = self.cols
-        rows = slice(row0, row0 + m)
         em = np.flatnonzero(modelled)
+        cnt = 1 + synth[em].astype(np.int64)
+        first_row = row0 + np.cumsum(cnt) - cnt
+        rows = first_row + synth[em]
         c.num[rows] = first_num + em
         c.ts[rows] = ts[em]
         c.cpu[rows] = cpu[em]
@@ -322,7 +350,30 @@ class PureWalker:
         c.v[:, rows] = v
         c.dir[rows] = (sp.flags[code[em]] & F_ENTER) != 0
         c.code[rows] = code[em]
-        return m
+        if len(sev):
+            sr = first_row[synth[em]]
+            own = row_of[sev]
+            c.num[sr] = first_num + sev
+            c.ts[sr] = ts[sev]
+            c.cpu[sr] = cpu[sev]
+            c.tid[sr] = s_ptid
+            c.pid[sr] = np.where(s_pid > 0, s_pid, s_ptid)
+            c.type[sr] = self._procfork
+            c.flags[sr] = 0
+            c.ret[sr] = 0
+            c.a[:, sr] = 0
+            c.v[:, sr] = 0
+            c.a[0, sr] = tid[sev]
+            c.a[1, sr] = np.where(s_cpid > 0, s_cpid, tid[sev])
+            isclone = np.isin(ftype[sev], self._clones)
+            c.a[2, sr] = np.where(isclone, a[0, own], 0)
+            c.a[3, sr] = ts[sev].view(np.int64)
+            comm = np.zeros(ne, np.uint32)
+            comm[pev[csel]] = local[comm_ids]
+            c.v[0, sr] = comm[sev]
+            c.dir[sr] = 0
+            c.code[sr] = code[sev]
+        return m + len(sev)
 
     def _args(self, occ, data, ev, pi, o, ln, exe_off, exe_len) -> np.ndarray:
         n = ln - (data[o + ln - 1] == 0)
@@ -377,13 +428,13 @@ class PureWalker:
 
     # -- phase 3: pairing and pids, per thread ----------------------------------------------
     def _threads(self, code, tid, fl, modelled, known, pev, pidx, poff, plen, data, row_of,
-                 a, v, mask) -> np.ndarray:
+                 a, v, mask, s_ev, s_tid) -> np.ndarray:
         sp = self.sp
         ne = len(code)
         safe = np.where(known, code, 0)
         flk = np.where(known, fl, 0).astype(np.int64)
         # pids carried by clone/fork/execve exits
-        pp = sp.pidparam[safe].astype(np.int64)
+        pp = sp.procparam[safe, 0].astype(np.int64)
         src_ev = known & ((flk & F_PIDSRC) != 0) & (pp >= 0)
         psel = np.flatnonzero(src_ev[pev] & (pidx == pp[pev]) & (plen == 8))
         pvals, _ok = _read_num(data, poff[psel], plen[psel], np.full(len(psel), 4))
@@ -445,37 +496,34 @@ class PureWalker:
                     v[i, r] = st[4][i]
             self.cnt["paired"] += 1
 
-        # pid of each row: the last pid op of its thread up to it (a pid source at the event
-        # itself counts, procexit only after it)
+        # pid of each row (and of each PROC_FORK row's parent): the last pid op of the thread
+        # up to the event (a pid source at the event itself counts, procexit only after it)
         rows_ev = np.flatnonzero(modelled)
-        pid_ops = np.flatnonzero(pidsrc | exitthr)
-        keys_ev = np.r_[pid_ops, pid_ops, rows_ev]
-        pos = np.r_[2 * pid_ops, 2 * pid_ops + 1, 2 * rows_ev]
-        isop = np.r_[pidsrc[pid_ops], exitthr[pid_ops], np.zeros(len(rows_ev), bool)]
-        val = np.r_[pidval[pid_ops], np.full(len(pid_ops), -1), np.zeros(len(rows_ev), np.int64)]
-        isq = np.r_[np.zeros(2 * len(pid_ops), bool), np.ones(len(rows_ev), bool)]
-        keep = isop | isq
-        keys_ev, pos, isop, val, isq = keys_ev[keep], pos[keep], isop[keep], val[keep], isq[keep]
-        order = np.lexsort((isq, pos, tid[keys_ev]))
-        t_s = tid[keys_ev][order]
+        q_ev = np.r_[rows_ev, s_ev].astype(np.int64)
+        q_tid = np.r_[tid[rows_ev], s_tid].astype(np.int64)
+        src_e = np.flatnonzero(pidsrc)
+        xit_e = np.flatnonzero(exitthr)
+        n_o = len(src_e) + len(xit_e)
+        all_tid = np.r_[tid[src_e], tid[xit_e], q_tid]
+        all_pos = np.r_[2 * src_e, 2 * xit_e + 1, 2 * q_ev]
+        isq = np.r_[np.zeros(n_o, bool), np.ones(len(q_ev), bool)]
+        val = np.r_[pidval[src_e], np.full(len(xit_e), -1), np.zeros(len(q_ev), np.int64)]
+        order = np.lexsort((isq, all_pos, all_tid))
+        t_s = all_tid[order]
+        idx = np.arange(len(order))
         newg = np.r_[True, t_s[1:] != t_s[:-1]] if len(order) else np.zeros(0, bool)
-        gstart = np.maximum.accumulate(np.where(newg, np.arange(len(order)), 0)) \
-            if len(order) else np.zeros(0, np.int64)
-        lastop = np.maximum.accumulate(np.where(isop[order], np.arange(len(order)), -1)) \
-            if len(order) else np.zeros(0, np.int64)
-        have = lastop >= gstart
-        vals_s = val[order]
-        res = np.where(have, vals_s[np.maximum(lastop, 0)], -2)
-        qsel = isq[order]
-        row_pid = np.empty(len(rows_ev), np.int64)
-        q_events = keys_ev[order][qsel]
-        row_pid[np.searchsorted(rows_ev, q_events)] = res[qsel]
-        unknown = row_pid == -2
+        gstart = np.maximum.accumulate(np.where(newg, idx, 0)) if len(order) else idx
+        lastop = np.maximum.accumulate(np.where(~isq[order], idx, -1)) if len(order) else idx
+        found = np.where(lastop >= gstart, val[order][np.maximum(lastop, 0)], -2)
+        qpos = order[isq[order]] - n_o
+        out = np.empty(len(q_ev), np.int64)
+        out[qpos] = found[isq[order]]
+        unknown = out == -2
         if unknown.any():
-            tids_u = tid[rows_ev[unknown]]
-            ut, inv = np.unique(tids_u, return_inverse=True)
+            ut, inv = np.unique(q_tid[unknown], return_inverse=True)
             cp = np.array([(self.threads.get(int(t)) or [-1])[0] for t in ut.tolist()], np.int64)
-            row_pid[unknown] = cp[inv.ravel()]
+            out[unknown] = cp[inv.ravel()]
+        row_pid = out
 
         # carry the threads' state to the next chunk
         if len(ops):
