@@ -62,30 +62,23 @@ class OutputFormat:
         return out
 
     def render(self, batch, rows: np.ndarray, rule, hostname: str) -> list:
-        """Alerts for ``rows`` of ``batch`` (already in event order)."""
+        """Alerts for ``rows`` of ``batch`` (already in event order), built column-wise: the
+        text of each field is made once per distinct value, each line by one join."""
         from .plan import row_view
+        n = len(rows)
         sub = row_view(batch, rows)
         cells = {key: _cells(sub, _extract(sub, expr), expr) for key, expr in self.exprs.items()}
+        columns = [[p] * n if p.__class__ is str else [c[0] for c in cells[p[0]]]
+                   for p in self.pieces]
+        outputs = ["".join(parts) for parts in zip(*columns)]
+        keys = list(cells) + [self.time_field]
         ts = batch.wall_ns()[rows].tolist()
-        out = []
+        jcols = [[c[1] for c in cells[k]] for k in keys[:-1]] + [ts]
         tags = tuple(rule.tags)
-        pieces = self.pieces
-        for i in range(len(rows)):
-            parts = []
-            ofields = {}
-            for p in pieces:
-                if p.__class__ is str:
-                    parts.append(p)
-                    continue
-                text, jval = cells[p[0]][i]
-                parts.append(text)
-                ofields[p[0]] = jval
-            t = ts[i]
-            ofields[self.time_field] = t
-            out.append(Alert(time_ns=t, rule=rule.name, priority=rule.priority,
-                             output="".join(parts), output_fields=ofields, source=rule.source,
-                             tags=tags, hostname=hostname))
-        return out
+        name, prio, source = rule.name, rule.priority, rule.source
+        return [Alert(time_ns=t, rule=name, priority=prio, output=o, output_fields=dict(zip(keys, vals)),
+                      source=source, tags=tags, hostname=hostname)
+                for t, o, vals in zip(ts, outputs, zip(*jcols))]
 
 
 def _base(e):
