@@ -378,6 +378,21 @@ def event_types(node, neg: bool = False) -> frozenset:
     return ALL_TYPES
 
 
+def unknown_evttypes(node, out: set | None = None) -> set:
+    """evt.type names a condition compares with that Falconet's event table does not have."""
+    if out is None:
+        out = set()
+    if isinstance(node, (And, Or)):
+        for x in node.items:
+            unknown_evttypes(x, out)
+    elif isinstance(node, Not):
+        unknown_evttypes(node.item, out)
+    elif isinstance(node, Cmp) and isinstance(node.lhs, FieldRef) and node.lhs.name == "evt.type" \
+            and isinstance(node.values, tuple):
+        out.update(v for v in node.values if v not in abi.BY_NAME)
+    return out
+
+
 def fields_used(node, out: set | None = None) -> set:
     """Every FieldRef object of a checked AST (LHS, val() and transformer inner fields)."""
     if out is None:

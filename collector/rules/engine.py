@@ -24,7 +24,7 @@ import numpy as np
 from .. import abi, fields
 from ..alert import Priority
 from ..errors import RuleError
-from .check import ALL_TYPES, CheckError, Expander, event_types, fields_used
+from .check import ALL_TYPES, CheckError, Expander, event_types, fields_used, unknown_evttypes
 from .collector import Collector, Msg, RuleDef
 from .output import OutputFormat, suggested_suffix
 from .plan import Ctx, LutCache, compile_plan
@@ -110,6 +110,11 @@ def compile_all(paths, cfg=None, luts: LutCache | None = None, texts: dict | Non
             emit("error", e.pos(), what, e.msg)
             continue
         types = event_types(ast)
+        if not types:
+            missing = sorted(unknown_evttypes(ast))
+            emit("warning", r.pos, what, "rule can never match in Falconet: "
+                 + (f"its event types ({', '.join(missing)}) are not captured by Falconet's "
+                    "kernel module" if missing else "its condition excludes every event type"))
         if types == ALL_TYPES and r.warn_evttypes:
             emit("warning", r.pos, what, "rule matches too many evt.type values; this has a "
                  "significant performance penalty (restrict evt.type or set warn_evttypes: false)")
@@ -118,6 +123,11 @@ def compile_all(paths, cfg=None, luts: LutCache | None = None, texts: dict | Non
                  "so evt.dir is always '<'")
         compiled.append(CompiledRule(r, ast, compile_plan(ast, luts), types, out, len(compiled)))
     for m in coll.macros.values():
+        try:
+            exp.macro_ast(m.name)          # syntax errors count even in unused macros
+        except CheckError as e:
+            emit("error", e.pos(), f"macro '{m.name}'", e.msg.replace(f"in macro '{m.name}': ", ""))
+            continue
         if not m.used:
             emit("warning", m.pos, f"macro '{m.name}'", "macro not referenced by any rule or macro")
     for ld in coll.lists.values():

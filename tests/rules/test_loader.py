@@ -326,3 +326,18 @@ def test_load_raises_one_rule_error_listing_all(tmp_path):
             """)
     msg = str(ei.value)
     assert "2 error(s)" in msg and "unknown field 'x.y'" in msg and "undefined macro" in msg
+
+
+def test_unused_macro_syntax_error_and_uncaptured_event_types(tmp_path):
+    errs, warns = msgs(tmp_path, """\
+        - macro: broken
+          condition: proc.name = (
+        - rule: io
+          desc: d
+          condition: evt.type in (read, write) and proc.name = x
+          output: o
+          priority: INFO
+        """)
+    assert any(":2:26: error: macro 'broken': expected a value" in e for e in errs), errs
+    assert any("rule 'io': rule can never match in Falconet: its event types (read, write) are "
+               "not captured" in w for w in warns), warns
