@@ -12,7 +12,6 @@ import json
 import logging
 import re
 import secrets
-from http.cookies import CookieError, SimpleCookie
 from typing import Any, Iterable
 from urllib.parse import parse_qs
 
@@ -42,17 +41,15 @@ class SessionRoutes:
     _session: Session | None
     _session_token: str | None
 
-    def _cookies(self) -> SimpleCookie:
-        jar: SimpleCookie = SimpleCookie()
-        try:
-            jar.load(self.headers.get("Cookie", ""))
-        except CookieError:
-            pass
-        return jar
-
     def _cookie(self, name: str) -> str | None:
-        morsel = self._cookies().get(name)
-        return morsel.value if morsel else None
+        """One cookie's value.  Parsed by hand: other applications on the same host (say,
+        localhost) may set cookies that http.cookies rejects, which must not lock us out."""
+        for header in self.headers.get_all("Cookie") or []:
+            for pair in header.split(";"):
+                key, sep, value = pair.strip().partition("=")
+                if sep and key == name:
+                    return value.strip().strip('"')
+        return None
 
     def _secure(self) -> bool:
         mode = self.ui.settings.secure_cookies
