@@ -59,8 +59,9 @@ static void *map_twice(int fd, off_t off, uint64_t size, int prot)
 
 	if (base == MAP_FAILED)
 		return NULL;
-	if (mmap(base, size, prot, MAP_SHARED | MAP_FIXED, fd, off) == MAP_FAILED ||
-	    mmap(base + size, size, prot, MAP_SHARED | MAP_FIXED, fd, off) == MAP_FAILED) {
+	if (mmap(base, size, prot, MAP_SHARED | MAP_FIXED | MAP_POPULATE, fd, off) == MAP_FAILED ||
+	    mmap(base + size, size, prot, MAP_SHARED | MAP_FIXED | MAP_POPULATE, fd, off) ==
+	    MAP_FAILED) {
 		munmap(base, 2 * size);
 		return NULL;
 	}

@@ -235,15 +235,24 @@ static void split_dir(struct fnet_state *s, struct fnet_fver *f)
 	}
 	if (f->type != FNET_FD_FILE || is_empty(s, f->name))
 		return;
+	struct memo_dir *m = &s->mdir[(f->name * 2654435761u) >> 18 & (FNET_MEMO - 1)];
+
+	if (m->name == f->name) {
+		f->directory = m->dir;
+		f->filename = m->file;
+		return;
+	}
 	p = st_get(s, f->name, &len);
 	uint32_t k = len;
 
 	while (k > 0 && p[k - 1] != '/')
 		k--;
 	f->filename = st_intern(s, p + k, len - k);
-	if (k == 0)
-		return;
-	f->directory = st_intern(s, p, k == 1 ? 1 : k - 1);
+	if (k > 0)
+		f->directory = st_intern(s, p, k == 1 ? 1 : k - 1);
+	m->name = f->name;
+	m->dir = f->directory;
+	m->file = f->filename;
 }
 
 /* ---- sockets ------------------------------------------------------------------------------- */
@@ -262,6 +271,14 @@ static int get_saddr(struct fnet_state *s, uint32_t id, struct saddr *a)
 	memset(a, 0, sizeof(*a));
 	if (id <= FNET_EMPTY_ID)
 		return 0;
+	struct memo_addr *m = &s->maddr[(id * 2654435761u) >> 18 & (FNET_MEMO - 1)];
+
+	if (m->id == id) {
+		a->family = m->family;
+		a->port = m->port;
+		a->text = m->text;
+		return 1;
+	}
 	p = st_get(s, id, &len);
 	if (len < 4)
 		return 0;
@@ -286,6 +303,10 @@ static int get_saddr(struct fnet_state *s, uint32_t id, struct saddr *a)
 	} else {
 		return 0;
 	}
+	m->id = id;
+	m->family = a->family;
+	m->port = a->port;
+	m->text = a->text;
 	return 1;
 }
 
@@ -347,7 +368,18 @@ static void sock_name(struct fnet_state *s, struct fnet_fver *f)
 	}
 	if (f->type != FNET_FD_IPV4 && f->type != FNET_FD_IPV6)
 		return;
-	if ((f->flags & FNET_FV_SERVER) && !(f->flags & FNET_FV_CONNECTED)) {
+	int bound = (f->flags & FNET_FV_SERVER) && !(f->flags & FNET_FV_CONNECTED);
+	uint64_t k1 = f->cip | (uint64_t)f->sip << 32;
+	uint64_t k2 = f->cport | (uint64_t)f->sport << 16 | (uint64_t)f->type << 32 |
+		      (uint64_t)bound << 40 | 1ULL << 48;
+	struct memo_sock *m = &s->msock[((k1 ^ k2 * 0x9E3779B97F4A7C15ULL) * 0x9E3779B97F4A7C15ULL)
+					>> 50 & (FNET_MEMO - 1)];
+
+	if (m->k1 == k1 && m->k2 == k2) {
+		f->name = m->name;
+		return;
+	}
+	if (bound) {
 		n = put_ep(s, o, f->sip, f->sport, v6);
 	} else {
 		n = put_ep(s, o, f->cip, f->cport, v6);
@@ -356,6 +388,9 @@ static void sock_name(struct fnet_state *s, struct fnet_fver *f)
 		n += put_ep(s, o + n, f->sip, f->sport, v6);
 	}
 	f->name = st_intern(s, o, n);
+	m->k1 = k1;
+	m->k2 = k2;
+	m->name = f->name;
 }
 
 static uint8_t l4_of(int64_t domain, int64_t type, int64_t proto)

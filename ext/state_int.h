@@ -53,6 +53,12 @@ struct tcache_ent {
 	uint64_t sgen;
 };
 
+/* memo caches of pure functions of string ids (ids are stable for the table's life) */
+#define FNET_MEMO 16384
+struct memo_dir { uint32_t name, dir, file; };
+struct memo_addr { uint32_t id, text; uint16_t family, port; };
+struct memo_sock { uint64_t k1, k2; uint32_t name; };
+
 struct fnet_state {
 	struct fnet_strtab *strings;
 	struct fnet_state_opts opts;
@@ -76,6 +82,9 @@ struct fnet_state {
 	uint32_t nfv, fvcap;
 
 	struct tcache_ent tcache[FNET_TCACHE];
+	struct memo_dir mdir[FNET_MEMO];
+	struct memo_addr maddr[FNET_MEMO];
+	struct memo_sock msock[FNET_MEMO];
 	uint8_t scratch[3 * 65536 + 64];
 };
 

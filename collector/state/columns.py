@@ -97,6 +97,10 @@ def _per_version(c: Ctx, name: str) -> np.ndarray:
         return _na_unless(t["start_ts"].view(np.int64), t["start_ts"] != 0)
     if name == "proc_pflags":
         return fl
+    if name == "proc_ppid_start_ts":
+        par = t["parent"]
+        st = t["start_ts"][par]
+        return _na_unless(st.view(np.int64), (par != 0) & (st != 0))
     if name == "user_uid":
         return _na_unless(t["euid"], known)
     if name == "group_gid":
@@ -135,6 +139,7 @@ PROC_COLUMNS = (
     "proc_name", "proc_exe", "proc_exepath", "proc_args", "proc_cmdline", "proc_cwd",
     "proc_sname", "proc_vpgid_name", "proc_vpgid_exe", "container_id", "proc_ppid",
     "proc_sid", "proc_vpgid", "proc_vpid", "proc_tty", "proc_start_ts", "proc_pflags",
+    "proc_ppid_start_ts",
     "user_uid", "group_gid", "user_loginuid", "user_name", "group_name", "user_loginname",
     "thread_cap_effective", "thread_cap_permitted", "thread_cap_inheritable",
 )
@@ -145,7 +150,7 @@ FD_COLUMNS = (
 )
 DEFAULT_COLUMNS = PROC_COLUMNS + FD_COLUMNS + (
     "proc_aname_1", "proc_aexe_1", "proc_aexepath_1", "proc_acmdline_1", "proc_apid_1",
-    "proc_aname_all", "proc_apid_all", "proc_aexe_all", "proc_aexepath_all")
+    "proc_aname_all", "proc_apid_all", "proc_aexe_all", "proc_aexepath_all", "proc_acmdline_all")
 
 
 _NUMERIC = {"proc_pflags", "fd_oflags", "fd_type", "fd_l4proto", "fd_vflags", "fd_name_changed"}
@@ -157,7 +162,8 @@ def is_string_column(name: str) -> bool:
         return False
     return is_state_column(name) and not name in (
         "fd_num", "fd_cport", "fd_sport", "fd_lport", "fd_rport", "proc_ppid", "proc_sid",
-        "proc_vpgid", "proc_vpid", "proc_tty", "proc_start_ts", "user_uid", "group_gid",
+        "proc_vpgid", "proc_vpid", "proc_tty", "proc_start_ts", "proc_ppid_start_ts",
+        "user_uid", "group_gid",
         "user_loginuid")
 
 
@@ -173,30 +179,34 @@ def _fd_column(c: Ctx, name: str) -> np.ndarray:
     if name == "fd_name_changed":
         return (c.evflags & 1).astype(bool)
     if name == "fd_vflags":
-        return f["flags"][fv]
+        return np.ascontiguousarray(f["flags"]).take(fv)
     if name in ("fd_name", "fd_nameraw", "fd_directory", "fd_filename", "fd_type",
                 "fd_l4proto", "fd_oflags", "fd_cip", "fd_sip"):
-        return f[name[3:]][fv]
+        return np.ascontiguousarray(f[name[3:]]).take(fv)
     if name in ("fd_cport", "fd_sport"):
         ip = f[name[3] + "ip"]
-        return np.where(ip != 0, f[name[3:]].astype(np.int64), NA_INT)[fv]
+        return np.where(ip != 0, f[name[3:]].astype(np.int64), NA_INT).take(fv)
     server = (f["flags"] & M.FV_SERVER) != 0
     if name in ("fd_lip", "fd_rip"):
         local = name == "fd_lip"
-        return np.where(server == local, f["sip"], f["cip"])[fv]
+        return np.where(server == local, f["sip"], f["cip"]).take(fv)
     if name in ("fd_lport", "fd_rport"):
         local = name == "fd_lport"
         ip = np.where(server == local, f["sip"], f["cip"])
         port = np.where(server == local, f["sport"], f["cport"]).astype(np.int64)
-        return np.where(ip != 0, port, NA_INT)[fv]
+        return np.where(ip != 0, port, NA_INT).take(fv)
     raise KeyError(name)
 
 
 def compute(c: Ctx, names) -> dict[str, np.ndarray]:
     out: dict[str, np.ndarray] = {}
+    pv = c.pv.astype(np.intp)          # one conversion, not one per gather
+    fv = c.fv.astype(np.intp)
+    c.fv = fv
     for name in names:
         if name.startswith("fd_"):
             out[name] = _fd_column(c, name)
         else:
-            out[name] = _per_version(c, name)[c.pv]
+            t = _per_version(c, name)
+            out[name] = t.take(pv, axis=0)
     return out

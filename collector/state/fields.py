@@ -34,6 +34,7 @@ proc.is_sid_leader | bool | proc_sid | sid == pid
 proc.vpid | int64 | proc_vpid | = pid on the host; <NA> in containers (the ABI has no namespace pids)
 thread.vtid | int64 | proc_vpid | = tid on the host; <NA> in containers
 proc.duration | reltime | proc_start_ts | ns since the process started (fork time)
+proc.ppid.duration | reltime | proc_ppid_start_ts | ns since the parent started
 proc.is_exe_from_memfd | bool | proc_pflags | exepath starts with /memfd:
 proc.is_exe_upper_layer | bool | container_id | false on the host, <NA> in containers (no overlayfs info in the ABI)
 proc.exe_ino | int64 | | <NA>: the ABI carries no executable inode
@@ -192,16 +193,18 @@ def _port_pair(b, a):
     return Values("int", d, d != NA_INT)
 
 
-_LUTS: dict[tuple, np.ndarray] = {}
+_LUTS: dict[tuple, tuple] = {}
 
 
 def _lut(batch: EventBatch, key: str, names) -> np.ndarray:
+    """Ids of constant names in this batch's table (cached; the table object is kept and
+    compared, since a new table can reuse a freed one's id())."""
     k = (id(batch.strings), key)
-    lut = _LUTS.get(k)
-    if lut is None:
+    hit = _LUTS.get(k)
+    if hit is None or hit[0] is not batch.strings:
         lut = np.array([0 if x is None else _sid(batch, x) for x in names], np.uint32)
-        _LUTS[k] = lut
-    return lut
+        hit = _LUTS[k] = (batch.strings, lut)
+    return hit[1]
 
 
 def _fdtype(which):
@@ -242,8 +245,8 @@ def _leader(col):
     return ex
 
 
-def _duration(b, a):
-    st = _col(b, "proc_start_ts")
+def _duration(b, a, col="proc_start_ts"):
+    st = _col(b, col)
     ok = st != NA_INT
     return Values("int", np.where(ok, b.cols["ts"].astype(np.int64) - st, 0), ok)
 
@@ -280,6 +283,7 @@ _SPECIAL = {
     "proc.acmdline": _anc("str", "proc_cmdline", "proc_acmdline_all"),
     "proc.is_vpgid_leader": _leader("proc_vpgid"), "proc.is_sid_leader": _leader("proc_sid"),
     "thread.vtid": _vtid, "proc.duration": _duration,
+    "proc.ppid.duration": lambda b, a: _duration(b, a, "proc_ppid_start_ts"),
     "proc.is_exe_from_memfd": _memfd, "proc.is_exe_upper_layer": _upper,
     "container.name": _container_name,
     "fd.type": _fdtype("type"), "fd.typechar": _fdtype("typechar"),
