@@ -138,6 +138,8 @@ def check_test() -> None:
         os.path.join(OUT, "rmmod_busy.txt")) else ""
     check("rmmod refused while a reader has the rings mapped", rc(res, "rmmod_while_reading") not in (0, None)
           and "in use" in busy, busy)
+    check("CPU 1 taken offline and back online while capturing",
+          rc(res, "cpu1_offline") == 0 and rc(res, "cpu1_online") == 0)
     check("reader stopped cleanly on SIGTERM", rc(res, "reader") == 0)
     check("rmmod with no reader, under load", rc(res, "rmmod_under_load") == 0)
     for i in (1, 2, 3):

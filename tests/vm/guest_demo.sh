@@ -10,7 +10,7 @@ cd /root 2>/dev/null || cd /
 insmod $O/falconet.ko; R "insmod rc=$?"
 $PY -m collector capture -w $O/demo.fcap > $O/capture.log 2>&1 &
 C=$!
-for i in $(seq 1 600); do ls -l /proc/$C/fd 2>/dev/null | grep -q falconet && break; sleep 0.1; done
+for i in $(seq 1 600); do ls -l /proc/$C/fd 2>/dev/null | grep -q /dev/falconet && break; sleep 0.1; done
 sleep 1
 $PY $O/demo_session.py > $O/demo.log 2>&1; R "demo rc=$?"
 sleep 1

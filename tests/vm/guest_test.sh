@@ -21,6 +21,11 @@ READER=$!
 for i in $(seq 1 600); do [ -f $O/capture.bin.ready ] && break; sleep 0.1; done
 R "reader_ready $([ -f $O/capture.bin.ready ] && echo yes || echo no)"
 $PY $O/workload.py $O/workload.json $O/storm > $O/workload.log 2>&1; R "workload rc=$?"
+# CPU hotplug while capturing: take CPU 1 away and back, keep capturing
+echo 0 > /sys/devices/system/cpu/cpu1/online; R "cpu1_offline rc=$?"
+$O/storm getpid 2000 > /dev/null
+echo 1 > /sys/devices/system/cpu/cpu1/online; R "cpu1_online rc=$?"
+$O/storm getpid 2000 > /dev/null
 sleep 0.3
 rmmod falconet 2> $O/rmmod_busy.txt; R "rmmod_while_reading rc=$?"
 kill -TERM $READER; wait $READER; R "reader rc=$?"

@@ -53,6 +53,12 @@ int main(int argc, char **argv)
 			syscall(SYS_getpid);
 		}
 		calls = 5 * n;
+	} else if (!strcmp(mode, "clock")) {
+		struct timespec ts;
+
+		for (i = 0; i < n; i++)
+			clock_gettime(CLOCK_BOOTTIME, &ts);
+		calls = n;
 	} else {
 		fprintf(stderr, "usage: storm getpid|openclose|mixed N\n");
 		return 2;
