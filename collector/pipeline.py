@@ -43,6 +43,13 @@ class PipelineStats:
     elapsed: float = 0.0
     alerts_by_rule: dict[str, int] = field(default_factory=dict)
     alerts_by_priority: dict[str, int] = field(default_factory=dict)
+    # What /metrics reports besides the counts: cumulative seconds spent in the rules engine
+    # (engine.process) and in state enrichment (state.enrich), the batches the engine saw,
+    # and each rule's (priority number, source, tags) as its alerts carry them.
+    engine_seconds: float = 0.0
+    engine_batches: int = 0
+    enrich_seconds: float = 0.0
+    rule_info: dict[str, tuple[int, str, tuple[str, ...]]] = field(default_factory=dict)
 
 
 class Pipeline:
@@ -52,7 +59,7 @@ class Pipeline:
                  outputs: Any = None, on_batch: Callable[[EventBatch], None] | None = None,
                  on_alert: Callable[[Alert], None] | None = None,
                  queue_batches: int = 8, drop_when_full: bool = False, lossless: bool = False,
-                 stats_interval: float = 0.0, stats_stream=None):
+                 stats_interval: float = 0.0, stats_stream=None, close_outputs: bool = True):
         self.source = source
         self.state = state
         self.engine = engine
@@ -63,16 +70,31 @@ class Pipeline:
         self.lossless = lossless
         self.stats_interval = stats_interval
         self.stats_stream = stats_stream or sys.stderr
+        # close_outputs=False leaves the outputs (and the gRPC server they own) open after the
+        # source ends, drained rather than closed: `falconet replay --serve` closes them later.
+        self.close_outputs = close_outputs
         self.stats = PipelineStats()
         self._q: queue.Queue = queue.Queue(maxsize=max(1, queue_batches))
         self._reader_error: BaseException | None = None
         self._stopping = threading.Event()
+        # Guards the dicts of self.stats against snapshot() from another thread (the web
+        # server); taken once per batch, never while delivering.
+        self._stats_lock = threading.Lock()
+        self.started_ns = 0
+        self.finished = False
+        self._final_source_stats: dict | None = None
 
     # -- control --------------------------------------------------------------------------
     def stop(self, *_: Any) -> None:
         """Ask the pipeline to finish: safe from a signal handler."""
         self._stopping.set()
         self.source.stop()
+
+    @property
+    def stop_requested(self) -> bool:
+        """True once stop() was called (a signal, or a reader error) rather than the source
+        simply ending."""
+        return self._stopping.is_set()
 
     def _install_signals(self) -> list[tuple[int, Any]]:
         if threading.current_thread() is not threading.main_thread():
@@ -122,23 +144,59 @@ class Pipeline:
         st.batches += 1
         if self.state is not None:
             cols = getattr(self.engine, "columns", None) if self.engine is not None else None
+            t0 = time.perf_counter()
             batch = self.state.enrich(batch, cols)
+            st.enrich_seconds += time.perf_counter() - t0
         if self.on_batch is not None:
             self.on_batch(batch)
         if self.engine is None:
             return
+        t0 = time.perf_counter()
         alerts = self.engine.process(batch)
+        st.engine_seconds += time.perf_counter() - t0
+        st.engine_batches += 1
+        if not alerts:
+            return
+        n = st.alerts
+        with self._stats_lock:
+            for a in alerts:
+                by_rule = st.alerts_by_rule
+                if a.rule not in by_rule:
+                    st.rule_info[a.rule] = (int(a.priority), a.source, tuple(sorted(a.tags)))
+                by_rule[a.rule] = by_rule.get(a.rule, 0) + 1
+                label = a.priority.label
+                st.alerts_by_priority[label] = st.alerts_by_priority.get(label, 0) + 1
+            st.alerts = n + len(alerts)
         for a in alerts:
-            st.alerts += 1
-            st.alerts_by_rule[a.rule] = st.alerts_by_rule.get(a.rule, 0) + 1
-            label = a.priority.label
-            st.alerts_by_priority[label] = st.alerts_by_priority.get(label, 0) + 1
+            n += 1
             if self.outputs is not None:
                 self.outputs.emit(a)
-                if self.lossless and st.alerts % LOSSLESS_CHUNK == 0:
+                if self.lossless and n % LOSSLESS_CHUNK == 0:
                     self.outputs.drain(timeout=60.0)
             if self.on_alert is not None:
                 self.on_alert(a)
+
+    def snapshot(self) -> dict[str, Any]:
+        """A consistent copy of the counters, safe to take from another thread (the web
+        server): the stats fields, the source's stats (its final ones once the source is
+        closed), the depth of the batch queue and whether the source has ended."""
+        with self._stats_lock:
+            st = self.stats
+            snap: dict[str, Any] = {
+                "events": st.events, "batches": st.batches, "alerts": st.alerts,
+                "queue_drops": st.queue_drops, "engine_seconds": st.engine_seconds,
+                "engine_batches": st.engine_batches, "enrich_seconds": st.enrich_seconds,
+                "alerts_by_rule": dict(st.alerts_by_rule),
+                "alerts_by_priority": dict(st.alerts_by_priority),
+                "rule_info": dict(st.rule_info),
+            }
+        snap["queue_depth"] = self._q.qsize()
+        snap["queue_capacity"] = self._q.maxsize
+        snap["started_ns"] = self.started_ns
+        snap["finished"] = self.finished
+        final = self._final_source_stats
+        snap["source"] = final if final is not None else self.source.stats()
+        return snap
 
     def _stats_line(self, start: float) -> None:
         st = self.stats
@@ -159,6 +217,7 @@ class Pipeline:
         """Run to the end of the source (or a stop request); returns the stats."""
         old = self._install_signals()
         start = time.monotonic()
+        self.started_ns = time.time_ns()
         next_stats = start + self.stats_interval if self.stats_interval > 0 else None
         if self.outputs is not None and hasattr(self.outputs, "start"):
             self.outputs.start()
@@ -183,7 +242,15 @@ class Pipeline:
             reader.join(timeout=5)
             self.stats.elapsed = time.monotonic() - start
             if self.outputs is not None:
-                self.outputs.close()
+                if self.close_outputs:
+                    self.outputs.close()
+                elif hasattr(self.outputs, "drain"):
+                    self.outputs.drain(timeout=60.0)
+            try:
+                self._final_source_stats = self.source.stats()
+            except Exception:  # noqa: BLE001 - stats of a broken source: keep the live call
+                pass
+            self.finished = True
             self.source.close()
             for sig, handler in old:
                 signal.signal(sig, handler)

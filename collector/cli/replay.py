@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import argparse
 import json
+import signal
 import sys
+import threading
 
+from ..errors import ConfigError
 from ..pipeline import Pipeline, summary
 from ..sources.open import open_capture
 from . import common
@@ -19,6 +22,14 @@ in Falco's text format, or Falco's JSON lines with --json).
 Captures are Falconet's own .fcap files (written by `falconet capture`) or Falco/sysdig
 .scap files, plain or gzip-compressed. A damaged capture is replayed up to the damage, then
 one error names the byte offset and the exit status is 1.
+
+With --serve the process stays up after the capture ends, with its gRPC server
+(grpc.enabled, grpc_output.enabled) and web server (webserver.enabled: /healthz, /versions,
+/metrics), until SIGINT or SIGTERM, so clients can read what the replay raised: a Falco gRPC
+`get` streams the alerts held (grpc_output.history_size) that this client has not received
+yet, then ends; `falconet subscribe` resumes the same way. When everything is delivered one
+line on stderr says "falconet: replay done; serving ... until SIGINT/SIGTERM". A signal
+during the replay itself stops it without serving.
 """
 EPILOG = """\
 examples:
@@ -26,6 +37,10 @@ examples:
   falconet replay -r /etc/falco/falco_rules.yaml --json incident.scap.gz
   falconet replay -t maturity_stable -D "shell" --stats trace.fcap
   falconet replay --events trace.fcap | head     # show decoded events, no rules
+  falconet replay --serve -o grpc.enabled=true -o grpc_output.enabled=true \
+      -o grpc.bind_address=unix:///tmp/falconet.sock trace.fcap    # then: falconet subscribe
+  falconet replay --serve -o webserver.enabled=true \
+      -o webserver.prometheus_metrics_enabled=true trace.fcap      # curl :8765/metrics
 
 exit status: 0 replayed to the end, 1 error (bad capture, bad rules, bad config), 2 usage.
 """
@@ -38,11 +53,25 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     common.add_stats_options(p)
     p.add_argument("--events", action="store_true",
                    help="print the decoded events instead of matching rules (one line each)")
+    p.add_argument("--serve", action="store_true",
+                   help="after the capture ends, keep the gRPC and web servers up (until "
+                        "SIGINT/SIGTERM) so clients can read the alerts it raised; needs "
+                        "grpc.enabled or webserver.enabled")
     p.add_argument("-v", "--verbose", action="store_true", help="also print rule-loading warnings")
+
+
+def _check_serve(cfg) -> None:
+    if not (cfg.get("grpc.enabled", False) is True or cfg.get("webserver.enabled", False) is True):
+        raise ConfigError("--serve: nothing to serve: enable the gRPC server (-o grpc.enabled=true "
+                          "-o grpc_output.enabled=true) or the web server "
+                          "(-o webserver.enabled=true)")
 
 
 def run(args: argparse.Namespace) -> int:
     cfg = common.load_config(args)
+    serve = getattr(args, "serve", False)
+    if serve:
+        _check_serve(cfg)
     batch_events = cfg.typed("pipeline.batch_events", int, 65536)
     source = open_capture(args.file, batch_events=batch_events)
     engine = None if args.events else common.build_engine(args, cfg)
@@ -62,21 +91,57 @@ def run(args: argparse.Namespace) -> int:
         on_batch = EventPrinter(sys.stdout)
     pipe = Pipeline(source, state=state, engine=engine, outputs=outputs, on_batch=on_batch,
                     queue_batches=cfg.typed("pipeline.queue_batches", int, 8),
-                    stats_interval=common.stats_interval(args, cfg), lossless=True)
-    err = None
+                    stats_interval=common.stats_interval(args, cfg), lossless=True,
+                    close_outputs=not serve)
+    from ..webserver import start_for
+    web = None
     try:
-        pipe.run()
-    except Exception as e:  # noqa: BLE001 - reported after the summary, then re-raised
-        err = e
-    if args.stats or args.stats_json:
-        s = summary(pipe, engine)
-        if args.stats_json:
-            print(json.dumps(s, sort_keys=True, default=str), file=sys.stderr)
-        else:
-            print_summary(s, sys.stderr)
-    if err is not None:
-        raise err
+        web = start_for(cfg, pipe, outputs=outputs, engine=engine, source=source,
+                        stream=sys.stderr)
+        err = None
+        try:
+            pipe.run()
+        except Exception as e:  # noqa: BLE001 - reported after the summary, then re-raised
+            err = e
+        if args.stats or args.stats_json:
+            s = summary(pipe, engine)
+            if args.stats_json:
+                print(json.dumps(s, sort_keys=True, default=str), file=sys.stderr)
+            else:
+                print_summary(s, sys.stderr)
+        if err is not None:
+            raise err
+        if serve and not pipe.stop_requested:
+            serve_until_signal(outputs, web)
+    finally:
+        if serve and outputs is not None and pipe.started_ns:
+            outputs.close()  # the pipeline left them open for serving
+        if web is not None:
+            web.stop()
+        source.close()  # idempotent; needed when the web server failed and nothing ran
     return 0
+
+
+def serve_until_signal(outputs, web) -> None:
+    """Keep the servers up until SIGINT or SIGTERM (the outputs stay open, the history held)."""
+    stop = threading.Event()
+    old = {}
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        old[sig] = signal.signal(sig, lambda *_: stop.set())
+    try:
+        where = []
+        grpc_server = getattr(outputs, "grpc_server", None)
+        if grpc_server is not None:
+            where.append(f"gRPC at {grpc_server.address}")
+        if web is not None:
+            where.append(f"web at {web.url}")
+        print(f"falconet: replay done; serving {', '.join(where) or 'nothing'} until "
+              "SIGINT/SIGTERM", file=sys.stderr, flush=True)
+        while not stop.wait(0.5):
+            pass
+    finally:
+        for sig, handler in old.items():
+            signal.signal(sig, handler)
 
 
 def print_summary(s: dict, out) -> None:

@@ -20,12 +20,18 @@ configured outputs (stdout, file, program, HTTP/falcosidekick, syslog, gRPC, web
 Needs root and the module loaded (`falconet driver load`). Stop with Ctrl-C or SIGTERM:
 events already captured are still matched, outputs are flushed, and the kernel's counters
 (events, drops by cause) are reported.
+
+With webserver.enabled an embedded web server answers /healthz, /versions and (with
+webserver.prometheus_metrics_enabled) Prometheus /metrics: events, drops by cause (the
+kernel's per-CPU counters included), alerts by rule and priority, output queues,
+rule-evaluation time.
 """
 EPILOG = """\
 examples:
   sudo falconet run
   sudo falconet run -r /etc/falco/falco_rules.yaml -o json_output=true
   falconet run --source synthetic --events 1000000 --stats   # no kernel needed
+  sudo falconet run -o webserver.enabled=true -o webserver.prometheus_metrics_enabled=true
 """
 
 
@@ -71,17 +77,26 @@ def run(args: argparse.Namespace) -> int:
                     queue_batches=cfg.typed("pipeline.queue_batches", int, 8),
                     drop_when_full=args.source == "kernel", lossless=args.source != "kernel",
                     stats_interval=common.stats_interval(args, cfg))
-    err = None
+    from ..webserver import start_for
+    web = None
     try:
-        pipe.run()
-    except Exception as e:  # noqa: BLE001 - summary first, then the error
-        err = e
-    if args.stats or args.stats_json:
-        s = summary(pipe, engine)
-        if args.stats_json:
-            print(json.dumps(s, sort_keys=True, default=str), file=sys.stderr)
-        else:
-            print_summary(s, sys.stderr)
-    if err is not None:
-        raise err
+        web = start_for(cfg, pipe, outputs=outputs, engine=engine, source=source,
+                        stream=sys.stderr)
+        err = None
+        try:
+            pipe.run()
+        except Exception as e:  # noqa: BLE001 - summary first, then the error
+            err = e
+        if args.stats or args.stats_json:
+            s = summary(pipe, engine)
+            if args.stats_json:
+                print(json.dumps(s, sort_keys=True, default=str), file=sys.stderr)
+            else:
+                print_summary(s, sys.stderr)
+        if err is not None:
+            raise err
+    finally:
+        if web is not None:
+            web.stop()
+        source.close()  # idempotent; needed when the web server failed and nothing ran
     return 0
