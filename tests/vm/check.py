@@ -184,6 +184,8 @@ def check_test() -> None:
         want = exp["fields"].get("count", 1)
         check(f"captured: {exp['what']}", got >= want and (want == 1 or got <= want + 5),
               why if got < want else f"{got} records")
+    import check_demo
+    check_demo.run(OUT, check, copy=False)
     json.dump({"checks": CHECKS, "summary": summary}, open(os.path.join(OUT, "check.json"), "w"),
               indent=1)
 

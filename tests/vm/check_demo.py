@@ -79,7 +79,41 @@ BEHAVIOURS = {
 }
 
 
-def run(out: str, check) -> None:
+def expected_rules() -> dict:
+    """behaviour -> the Falco rule the event-generator action is meant to trigger."""
+    import yaml
+    here = os.path.dirname(os.path.abspath(__file__))
+    path = os.path.join(here, "..", "..", "..", "shared", "testdata", "event-generator",
+                        "syscall_actions.yaml")
+    if not os.path.exists(path):
+        return {}
+    return {a["action"].split(".", 1)[1]: a["expected_rule"] for a in yaml.safe_load(open(path))}
+
+
+def check_rules(path: str, check, repo: str) -> None:
+    """Replay the capture through the real pipeline with the bundled rules."""
+    import json
+    import subprocess
+    import sys
+    exp = expected_rules()
+    if not exp:
+        print("  (event-generator list not found: rule check skipped)")
+        return
+    p = subprocess.run([sys.executable, "-m", "collector", "replay", path, "--json"],
+                       capture_output=True, text=True, cwd=repo, timeout=600)
+    fired = set()
+    for line in p.stdout.splitlines():
+        try:
+            fired.add(json.loads(line)["rule"])
+        except (ValueError, KeyError):
+            pass
+    hits = sorted(b for b in BEHAVIOURS if exp.get(b) in fired)
+    check("replay with the bundled rules raises the behaviours' expected alerts", len(hits) >= 12,
+          f"{len(hits)} of {len(BEHAVIOURS)}: " + ", ".join(exp[b] for b in hits)
+          + (f" (replay rc={p.returncode}: {p.stderr[-300:]})" if p.returncode else ""))
+
+
+def run(out: str, check, copy: bool = True) -> None:
     res = {}
     for line in open(os.path.join(out, "results.txt")) if os.path.exists(os.path.join(out, "results.txt")) else []:
         p = line.split(None, 2)
@@ -103,8 +137,11 @@ def run(out: str, check) -> None:
             print(f"  {name}: missing field {e}")
         found += ok
         print(f"  {'yes' if ok else 'no '} {name}")
-    if check("at least 12 event-generator behaviours captured", found >= 12,
-             f"{found} of {len(BEHAVIOURS)}"):
+    ok = check("at least 12 event-generator behaviours captured", found >= 12,
+               f"{found} of {len(BEHAVIOURS)}")
+    repo = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    check_rules(path, check, repo)
+    if ok and copy:
         dst = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "data", "demo.fcap")
         os.makedirs(os.path.dirname(dst), exist_ok=True)
         shutil.copy(path, dst)

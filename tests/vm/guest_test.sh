@@ -30,6 +30,15 @@ sleep 0.3
 rmmod falconet 2> $O/rmmod_busy.txt; R "rmmod_while_reading rc=$?"
 kill -TERM $READER; wait $READER; R "reader rc=$?"
 
+# --- `falconet capture` (the CLI, live source) around the event-generator behaviours ---------
+$PY -m collector capture -w $O/demo.fcap > $O/capture.log 2>&1 &
+C=$!
+for i in $(seq 1 600); do ls -l /proc/$C/fd 2>/dev/null | grep -q /dev/falconet && break; sleep 0.1; done
+sleep 1
+(cd /root && $PY $O/demo_session.py > $O/demo.log 2>&1); R "demo rc=$?"
+sleep 1
+kill -INT $C; wait $C; R "capture rc=$?"
+
 # --- unload/reload cycles under load ------------------------------------------------------------
 $O/storm mixed 100000000 > /dev/null &
 L1=$!
