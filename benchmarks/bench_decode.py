@@ -27,8 +27,8 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from collector import batch, decode_py, native  # noqa: E402
-from collector.sources.synthetic import SyntheticSource  # noqa: E402
+from collector import batch, decode_py, native
+from collector.sources.synthetic import SyntheticSource
 
 
 def run(impl: str, bufs: list[bytes]) -> tuple[float, float, int]:

@@ -22,11 +22,12 @@ dependency.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Self
 
 import numpy as np
 
 from . import abi
-from .batch import EMPTY, NA, BASE_COLUMNS, EventBatch, StringTable
+from .batch import BASE_COLUMNS, EMPTY, NA, EventBatch, StringTable
 
 HDR = abi.HDR_SIZE
 HDR_WORDS = HDR // 8
@@ -75,7 +76,7 @@ class DecodeStats:
         return {k: v for k, v in (("unknown_type", self.unknown_type_bytes),
                                   ("bad_length", self.bad_length_bytes)) if v}
 
-    def __iadd__(self, o: "DecodeStats") -> "DecodeStats":
+    def __iadd__(self, o: DecodeStats) -> Self:
         for k in ("records", "bytes", "unknown_type", "unknown_type_bytes", "bad_length",
                   "bad_length_bytes", "consumed"):
             setattr(self, k, getattr(self, k) + getattr(o, k))
@@ -321,4 +322,4 @@ class Decoder:
         return decode(buf, self.strings, first_num)
 
 
-__all__ = ["DecodeStats", "Decoder", "decode", "EVENT_INFO", "BAD_REASONS", "NA", "EMPTY"]
+__all__ = ["BAD_REASONS", "EMPTY", "EVENT_INFO", "NA", "DecodeStats", "Decoder", "decode"]

@@ -54,7 +54,7 @@ def require_c() -> None:
 class CStringTable(_batch.StringTable):
     """collector.batch.StringTable over ext/intern.c (same ids, same methods)."""
 
-    __slots__ = ("ptr", "_t")
+    __slots__ = ("_t", "ptr")
 
     def __init__(self) -> None:
         require_c()
@@ -202,8 +202,8 @@ if BACKEND == "c":
     StringTable = CStringTable
     Decoder = CDecoder
 else:
-    from .batch import StringTable  # noqa: F811
-    from .decode_py import Decoder  # noqa: F811
+    from .batch import StringTable
+    from .decode_py import Decoder
 
 
 def decode(buf, strings, first_num: int = 1) -> tuple[EventBatch, DecodeStats]:
@@ -211,5 +211,15 @@ def decode(buf, strings, first_num: int = 1) -> tuple[EventBatch, DecodeStats]:
     return Decoder(strings).decode(buf, first_num)
 
 
-__all__ = ["BACKEND", "require_c", "StringTable", "Decoder", "decode", "DecodeStats",
-           "CStringTable", "CDecoder", "EMPTY", "NA"]
+__all__ = [
+    "BACKEND",
+    "EMPTY",
+    "NA",
+    "CDecoder",
+    "CStringTable",
+    "DecodeStats",
+    "Decoder",
+    "StringTable",
+    "decode",
+    "require_c",
+]

@@ -88,9 +88,9 @@ def test_empty_vs_absent(impl):
     buf += R.encode("close", tid=1, pid=1, ts=2)
     buf += R.encode("openat", tid=1, pid=1, ts=3, vars=(b"", b"", b"stray"))  # unused slot
     b, _ = dec(impl, buf)
-    assert [b["v%d" % i][0] for i in range(6)] == [batch.EMPTY] * 3 + [b.strings.lookup("sh")] + \
+    assert [b[f"v{i}"][0] for i in range(6)] == [batch.EMPTY] * 3 + [b.strings.lookup("sh")] + \
         [batch.EMPTY] * 2
-    assert [b["v%d" % i][1] for i in range(6)] == [batch.NA] * 6
+    assert [b[f"v{i}"][1] for i in range(6)] == [batch.NA] * 6
     # data in a slot the type does not name is kept, not dropped
     assert b.strings.get(int(b["v2"][2])) == b"stray" and b["v0"][2] == batch.EMPTY
 
@@ -186,7 +186,7 @@ def test_limits(impl):
     assert b["flags"][1] == abi.RF_TRUNC
     assert b["v0"][1] == b["v1"][1]                       # equal after truncation: one id
     assert b.strings.get(int(b["v0"][1])) == long[:snap].encode()
-    assert [len(b.strings.get(int(b["v%d" % i][2]))) for i in range(6)] == [abi.DEFAULT_SNAPLEN] * 6
+    assert [len(b.strings.get(int(b[f"v{i}"][2]))) for i in range(6)] == [abi.DEFAULT_SNAPLEN] * 6
 
 
 @pytest.mark.parametrize("impl", IMPLS)

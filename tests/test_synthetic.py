@@ -77,7 +77,7 @@ def test_snapshot_schema():
         assert isinstance(t["args"], list)
         for fd in t["fds"]:
             assert {"fd", "type", "name", "flags"} <= set(fd)
-    assert [t for t in th if t["pid"] == 1][0]["comm"] == "systemd"
+    assert next(t for t in th if t["pid"] == 1)["comm"] == "systemd"
     assert len({t["tid"] for t in th}) == len(th)
 
 
@@ -108,7 +108,7 @@ def test_processes_are_consistent():
 
 
 def test_string_cardinality_and_sensitive_paths():
-    src, b = all_events(events=40_000, seed=1, string_cardinality=50)
+    _src, b = all_events(events=40_000, seed=1, string_cardinality=50)
     opens = b["type"] == EV["OPENAT"]
     names = {b.strings.get(int(i)) for i in np.unique(b["v0"][opens])}
     sens = {s.encode() for s in SENSITIVE}

@@ -30,7 +30,7 @@ CPUs are uniform over ``cpus``.  ``rate`` (events/s, None = as fast as possible)
 from __future__ import annotations
 
 import time
-from typing import Iterator
+from collections.abc import Iterator
 
 import numpy as np
 
@@ -69,7 +69,6 @@ class _World:
     def __init__(self, seed: int, processes: int, cardinality: int, cpus: int, start_ns: int,
                  sim_rate: float, mix: dict, spawn_per_mille: float) -> None:
         self.rng = np.random.default_rng(seed)
-        rng = self.rng
         self.pool = R.Pool()
         self.cpus, self.ts = cpus, start_ns
         self.gap = 1e9 / sim_rate
@@ -104,27 +103,27 @@ class _World:
     # -- the initial process tree ----------------------------------------------------------
     def _build_tree(self, n: int) -> None:
         rng = self.rng
-        procs = [dict(pid=1, ppid=0, comm="systemd", exepath="/usr/lib/systemd/systemd", args=["--system"],
-                      uid=0, cwd="/", threads=1)]
+        procs = [{"pid": 1, "ppid": 0, "comm": "systemd", "exepath": "/usr/lib/systemd/systemd", "args": ["--system"],
+                      "uid": 0, "cwd": "/", "threads": 1}]
         daemons = [("sshd", "/usr/sbin/sshd", ["-D"], 0), ("cron", "/usr/sbin/cron", ["-f"], 0),
                    ("nginx", "/usr/sbin/nginx", ["-g", "daemon off;"], 33),
                    ("postgres", "/usr/lib/postgresql/15/bin/postgres", ["-D", "/var/lib/postgresql"], 105),
                    ("containerd", "/usr/bin/containerd", [], 0), ("python3", "/usr/bin/python3.11", ["app.py"], 1000)]
         pid = 100
         for comm, exe, args, uid in daemons[: max(0, n - 1)]:
-            procs.append(dict(pid=pid, ppid=1, comm=comm, exepath=exe, args=args, uid=uid, cwd="/",
-                              threads=4 if comm in ("containerd", "postgres") else 1))
+            procs.append({"pid": pid, "ppid": 1, "comm": comm, "exepath": exe, "args": args, "uid": uid, "cwd": "/",
+                              "threads": 4 if comm in ("containerd", "postgres") else 1})
             pid += 7
         while len(procs) < n:                      # sshd sessions: sshd -> bash -> (children)
             parent = procs[int(rng.integers(0, len(procs)))]
             comm, exe = ("bash", "/usr/bin/bash") if parent["comm"] in ("sshd", "systemd") else \
                 PROGRAMS[int(rng.integers(0, len(PROGRAMS)))][:2]
-            procs.append(dict(pid=pid, ppid=parent["pid"], comm=comm, exepath=exe, args=[],
-                              uid=1000 if parent["pid"] != 1 else 0, cwd="/home/user", threads=1))
+            procs.append({"pid": pid, "ppid": parent["pid"], "comm": comm, "exepath": exe, "args": [],
+                              "uid": 1000 if parent["pid"] != 1 else 0, "cwd": "/home/user", "threads": 1})
             pid += 3
         self.next_pid = pid + 1000
         self.procs = procs
-        tid, ptid, comms = [], [], []
+        tid, ptid = [], []
         for p in procs:
             for t in range(p["threads"]):
                 tid.append(p["pid"] + t if t == 0 else p["pid"] + 1 + t)
@@ -243,24 +242,24 @@ class _World:
         child = self.next_pid
         self.next_pid += int(rng.integers(1, 5))
         comm_id, exe_id, args = self.prog[int(rng.integers(0, len(self.prog)))]
-        rows.append(dict(type=abi.EV["CLONE"], tid=ptid, pid=ppid, ret=child, a0=17))
-        rows.append(dict(type=abi.EV["PROC_FORK"], tid=ptid, pid=ppid, a0=child, a1=child, a2=17,
-                         a3=self.ts, v0=self.comm_of.get(ppid, 1)))
+        rows.append({"type": abi.EV["CLONE"], "tid": ptid, "pid": ppid, "ret": child, "a0": 17})
+        rows.append({"type": abi.EV["PROC_FORK"], "tid": ptid, "pid": ppid, "a0": child, "a1": child, "a2": 17,
+                         "a3": self.ts, "v0": self.comm_of.get(ppid, 1)})
         ok = rng.random() > 0.05
         uid = self.uid_of.get(ppid, 0)
-        rows.append(dict(type=abi.EV["EXECVE"], tid=child, pid=child, ret=0 if ok else -2,
-                         a0=uid | uid << 32, a1=uid | uid << 32, a2=uid if uid else 0xFFFFFFFF,
-                         a3=PTS0_DEV if uid else 0, a4=ppid, a5=0 if uid else 0x1FFFFFFFFFF,
-                         v0=exe_id if ok else self.path_ids[0], v1=args[int(rng.integers(0, len(args)))],
-                         v2=int(self.cwd_ids[int(rng.integers(0, len(self.cwd_ids)))]),
-                         v3=comm_id, v4=exe_id if ok else 1, v5=self.cgroup_id))
+        rows.append({"type": abi.EV["EXECVE"], "tid": child, "pid": child, "ret": 0 if ok else -2,
+                         "a0": uid | uid << 32, "a1": uid | uid << 32, "a2": uid if uid else 0xFFFFFFFF,
+                         "a3": PTS0_DEV if uid else 0, "a4": ppid, "a5": 0 if uid else 0x1FFFFFFFFFF,
+                         "v0": exe_id if ok else self.path_ids[0], "v1": args[int(rng.integers(0, len(args)))],
+                         "v2": int(self.cwd_ids[int(rng.integers(0, len(self.cwd_ids)))]),
+                         "v3": comm_id, "v4": exe_id if ok else 1, "v5": self.cgroup_id})
         if ok:
             for p in self._paths(int(rng.integers(0, 8))).tolist():
-                rows.append(dict(type=abi.EV["OPENAT"], tid=child, pid=child, ret=3, a0=R.AT_FDCWD,
-                                 v0=p, v1=p))
-                rows.append(dict(type=abi.EV["CLOSE"], tid=child, pid=child, a0=3))
+                rows.append({"type": abi.EV["OPENAT"], "tid": child, "pid": child, "ret": 3, "a0": R.AT_FDCWD,
+                                 "v0": p, "v1": p})
+                rows.append({"type": abi.EV["CLOSE"], "tid": child, "pid": child, "a0": 3})
         if not ok or rng.random() < 0.8 or len(self.act_tid) > 4 * len(self.procs) + 64:
-            rows.append(dict(type=abi.EV["PROC_EXIT"], tid=child, pid=child, ret=0 if ok else 127 << 8, a0=1))
+            rows.append({"type": abi.EV["PROC_EXIT"], "tid": child, "pid": child, "ret": 0 if ok else 127 << 8, "a0": 1})
         else:
             self.act_tid = np.append(self.act_tid, child)
             self.act_pid = np.append(self.act_pid, child)
