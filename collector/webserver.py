@@ -307,7 +307,12 @@ class WebServer:
         self.outputs = outputs
         self.engine = engine
         self.hostname = hostname or getattr(outputs, "hostname", None) or socket.gethostname()
-        self.kernel_release = kernel_release if kernel_release is not None else os.uname().release
+        if kernel_release is None:
+            # A replay reports the kernel of the host the capture was taken on.
+            snap = getattr(getattr(pipeline, "source", None), "snapshot", None)
+            kernel_release = (snap.get("kernel") if isinstance(snap, dict) else None) \
+                or os.uname().release
+        self.kernel_release = kernel_release
         self.enabled = sec.enabled(False)
         self.listen_address = sec.get("listen_address", str, "0.0.0.0") or "0.0.0.0"
         port = sec.get("listen_port", int, DEFAULT_PORT)
@@ -424,14 +429,10 @@ def from_config(cfg: Config, **kw: Any) -> WebServer | None:
 
 
 def start_for(cfg: Config, pipeline: Any, *, outputs: Any = None, engine: Any = None,
-              source: Any = None, stream: Any = None) -> WebServer | None:
+              stream: Any = None) -> WebServer | None:
     """What `falconet run` and `falconet replay` do: when ``webserver.enabled``, start the
-    server for ``pipeline`` and say where it listens on ``stream`` (stderr).  The kernel
-    release reported is the capture's for a replay, this host's otherwise."""
-    snapshot = getattr(source, "snapshot", None) or {}
-    kernel = snapshot.get("kernel") if isinstance(snapshot, dict) else None
-    web = from_config(cfg, pipeline=pipeline, outputs=outputs, engine=engine,
-                      kernel_release=kernel or None)
+    server for ``pipeline`` and say where it listens on ``stream`` (stderr)."""
+    web = from_config(cfg, pipeline=pipeline, outputs=outputs, engine=engine)
     if web is None:
         return None
     web.start()

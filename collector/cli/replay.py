@@ -96,8 +96,7 @@ def run(args: argparse.Namespace) -> int:
     from ..webserver import start_for
     web = None
     try:
-        web = start_for(cfg, pipe, outputs=outputs, engine=engine, source=source,
-                        stream=sys.stderr)
+        web = start_for(cfg, pipe, outputs=outputs, engine=engine, stream=sys.stderr)
         err = None
         try:
             pipe.run()
