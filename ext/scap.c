@@ -628,6 +628,7 @@ int fnet_scap_walk(struct fnet_scap *s, const uint8_t *buf, uint64_t len, uint64
 							if (miss & (1u << (6 + i)))
 								r.v[i] = t->v[i];
 						}
+						r.mask |= miss;
 						s->cnt.paired++;
 					}
 					t->pcode = NO_CODE;
@@ -668,6 +669,7 @@ int fnet_scap_walk(struct fnet_scap *s, const uint8_t *buf, uint64_t len, uint64
 			cols->v[k] = comm;
 			cols->dir[k] = 0;
 			cols->code[k] = (uint16_t)etype;
+			cols->argmask[k] = 0xF | RET_BIT;
 			rows++;
 		}
 		if (modelled) {
@@ -687,6 +689,7 @@ int fnet_scap_walk(struct fnet_scap *s, const uint8_t *buf, uint64_t len, uint64
 			}
 			cols->dir[k] = (fl & F_ENTER) ? 1 : 0;
 			cols->code[k] = (uint16_t)etype;
+			cols->argmask[k] = (uint16_t)(r.mask & (0x3F | RET_BIT));
 			rows++;
 		}
 		if (fl & F_EXIT_THREAD) {

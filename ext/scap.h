@@ -59,6 +59,7 @@ struct fnet_scap_cols {
 	uint32_t *v;     /* 6 * cap, local string ids */
 	uint8_t *dir;
 	uint16_t *code;  /* the scap event code of each row */
+	uint16_t *argmask; /* bits 0..5: a0..a5 present in the event (or its enter); bit 12: ret */
 };
 
 struct fnet_scap_result {

@@ -12,7 +12,9 @@ for bytes and gzip); runs of event blocks are converted into columns by the C re
 (``scap_pure``), both driven by one conversion table (``scap_convert``).
 
 Batches carry the base columns of ``collector.batch`` plus ``dir`` (uint8: 1 = enter '>',
-0 = exit '<'); ``ts`` is nanoseconds since the epoch (``boot_ns`` 0).  A concatenated file
+0 = exit '<') and ``argmask`` (uint16: bit i set when a<i> holds a value the event -- or,
+for an exit row, its enter event -- carried; bit 12 for ``ret``), since old captures leave
+out parameters and 0 is a valid value; ``ts`` is nanoseconds since the epoch (``boot_ns`` 0).  A concatenated file
 (a second section header after events) continues as Falco does: the new section's metadata
 is merged into ``snapshot`` (``sections`` in the stats counts them).
 
@@ -84,6 +86,7 @@ class _Columns:
         self.v = np.zeros((6, n), np.uint32)
         self.dir = np.zeros(n, np.uint8)
         self.code = np.zeros(n, np.uint16)
+        self.argmask = np.zeros(n, np.uint16)
 
 
 class CWalker:
@@ -125,7 +128,7 @@ class CWalker:
         c = ffi.new("struct fnet_scap_cols *")
         c.cap = cols.cap
         for name in ("num", "ts", "cpu", "tid", "pid", "type", "flags", "ret", "a", "v", "dir",
-                     "code"):
+                     "code", "argmask"):
             arr = getattr(cols, name)
             setattr(c, name, ffi.cast(ffi.typeof(getattr(c, name)), arr.ctypes.data))
         self._ccols = c
@@ -440,6 +443,7 @@ class ScapSource(Source):
         for i in range(6):
             cols[f"v{i}"] = lut[c.v[i, :rows]]
         cols["dir"] = c.dir[:rows]
+        cols["argmask"] = c.argmask[:rows]
         return EventBatch(cols, self.strings, boot_ns=0, source="syscall")
 
     def _close(self) -> None:

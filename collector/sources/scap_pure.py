@@ -350,6 +350,7 @@ class PureWalker:
         c.v[:, rows] = v
         c.dir[rows] = (sp.flags[code[em]] & F_ENTER) != 0
         c.code[rows] = code[em]
+        c.argmask[rows] = mask & (0x3F | 1 << 12)
         if len(sev):
             sr = first_row[synth[em]]
             own = row_of[sev]
@@ -373,6 +374,7 @@ class PureWalker:
             c.v[0, sr] = comm[sev]
             c.dir[sr] = 0
             c.code[sr] = code[sev]
+            c.argmask[sr] = 0xF | 1 << 12
         return m + len(sev)
 
     def _args(self, occ, data, ev, pi, o, ln, exe_off, exe_len) -> np.ndarray:
@@ -481,6 +483,7 @@ class PureWalker:
             a[i, er[sel]] = a[i, prw[sel]]
             sel = (miss & (1 << (6 + i))) != 0
             v[i, er[sel]] = v[i, prw[sel]]
+        mask[er] |= miss.astype(np.uint32)
         # first pair op of a thread in this chunk: pairs with the carried pending enter
         firsts = is_exit & ~prev_same & modelled[po]
         for e in po[firsts].tolist():
@@ -494,6 +497,7 @@ class PureWalker:
                     a[i, r] = st[3][i]
                 if miss & (1 << (6 + i)):
                     v[i, r] = st[4][i]
+            mask[r] |= miss
             self.cnt["paired"] += 1
 
         # pid of each row (and of each PROC_FORK row's parent): the last pid op of the thread
