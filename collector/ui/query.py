@@ -196,7 +196,14 @@ def where_sql(f: Filters, fts: bool) -> tuple[str, str, list[Any]]:
     if f.hostnames:
         clauses.append(_in("e.hostname", f.hostnames, params))
     if f.tags:
-        clauses.append("e.id IN (SELECT event_id FROM event_tags WHERE " + _in("tag", f.tags, params) + ")")
+        inner = [_in("tag", f.tags, params)]
+        if f.since_ns is not None:       # the time range narrows the tag index too
+            inner.append("time_ns >= ?")
+            params.append(f.since_ns)
+        if f.until_ns is not None:
+            inner.append("time_ns < ?")
+            params.append(f.until_ns)
+        clauses.append("e.id IN (SELECT event_id FROM event_tags WHERE " + " AND ".join(inner) + ")")
     if f.text and not uses_fts(f, fts):
         pattern = "%" + f.text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
         clauses.append("(e.output LIKE ? ESCAPE '\\' OR e.rule LIKE ? ESCAPE '\\')")

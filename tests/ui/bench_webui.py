@@ -184,14 +184,18 @@ def main() -> int:
     ap.add_argument("--repeat", type=int, default=5)
     ap.add_argument("--synchronous", default="full", choices=["full", "normal"])
     ap.add_argument("--dir", default=None, help="where to put the database (default: a temp dir)")
+    ap.add_argument("--reuse", action="store_true",
+                    help="keep the database already in --dir instead of filling a new one")
     args = ap.parse_args()
     workdir = args.dir or tempfile.mkdtemp(prefix="falconet-bench-ui-")
     db = os.path.join(workdir, "bench.db")
-    for suffix in ("", "-wal", "-shm"):
-        if os.path.exists(db + suffix):
-            os.remove(db + suffix)
-    print(f"filling {args.events:,} alerts into {db} ...", file=sys.stderr)
-    fill_rate = fill(db, args.events)
+    fill_rate = None
+    if not (args.reuse and os.path.exists(db)):
+        for suffix in ("", "-wal", "-shm"):
+            if os.path.exists(db + suffix):
+                os.remove(db + suffix)
+        print(f"filling {args.events:,} alerts into {db} ...", file=sys.stderr)
+        fill_rate = fill(db, args.events)
     size = sum(os.path.getsize(db + s) for s in ("", "-wal") if os.path.exists(db + s))
     pw = subprocess.run([sys.executable, "-m", "collector", "ui", "--db", db, "--reset-password"],
                         cwd=ROOT, capture_output=True, text=True, check=True).stdout.strip().rsplit(" ", 1)[1]
@@ -224,9 +228,11 @@ def main() -> int:
     finally:
         server.terminate()
         server.wait(30)
-    print(f"\n## Web UI at {args.events:,} stored alerts (synchronous={args.synchronous})\n")
-    print(f"- fill through the store (in-process path): {fill_rate:,.0f} alerts/s; database "
-          f"{size / 2**20:,.0f} MiB")
+    held = rows[0][3]
+    print(f"\n## Web UI at {held:,} stored alerts (synchronous={args.synchronous})\n")
+    if fill_rate is not None:
+        print(f"- fill through the store (in-process path): {fill_rate:,.0f} alerts/s")
+    print(f"- database: {size / 2**20:,.0f} MiB")
     print(f"- HTTP ingestion, {args.senders} keep-alive senders, {args.seconds:.0f} s: "
           f"{live['alerts_per_s']:,.0f} alerts/s acknowledged (committed), {live['errors']} errors")
     print(f"- searches during ingestion ({live['searches']}): median {live['search_ms_median']:.0f} ms, "
