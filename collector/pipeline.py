@@ -20,8 +20,9 @@ import signal
 import sys
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 from .alert import Alert
 from .batch import EventBatch
@@ -248,7 +249,7 @@ class Pipeline:
                     self.outputs.drain(timeout=60.0)
             try:
                 self._final_source_stats = self.source.stats()
-            except Exception:  # noqa: BLE001 - stats of a broken source: keep the live call
+            except Exception:  # noqa: BLE001, S110 - stats of a broken source: keep the live call
                 pass
             self.finished = True
             self.source.close()
@@ -281,4 +282,4 @@ def summary(pipe: Pipeline, engine: Any = None) -> dict:
     return out
 
 
-__all__ = ["Pipeline", "PipelineStats", "summary", "CaptureError"]
+__all__ = ["CaptureError", "Pipeline", "PipelineStats", "summary"]

@@ -34,8 +34,9 @@ import socket
 import ssl
 import threading
 import time
+from collections.abc import Iterable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Iterable
+from typing import Any
 
 from . import __version__
 from .config import Config
@@ -60,10 +61,11 @@ def engine_version() -> tuple[int, int, int]:
         return 0, 0, 0
 
 
-def versions() -> dict[str, Any]:
-    """What ``/versions`` answers: Falco's engine keys plus Falconet's own."""
+def versions() -> dict[str, str]:
+    """What ``/versions`` answers: Falco's engine keys plus Falconet's own.  Every value is a
+    string, as falcoctl reads the answer into a map of strings (its FalcoVersions)."""
     major, minor, patch = engine_version()
-    info: dict[str, Any] = {
+    info: dict[str, str] = {
         "falconet_version": __version__,
         # Falco's two keys, read by falcoctl to match rules artifacts' requirements.
         "engine_version": str(minor),
@@ -72,7 +74,7 @@ def versions() -> dict[str, Any]:
     }
     try:
         from . import abi, native
-        info["abi_version"] = abi.ABI_VERSION
+        info["abi_version"] = str(abi.ABI_VERSION)
         info["abi_layout_hash"] = f"{abi.LAYOUT_HASH:#018x}"
         info["backend"] = native.BACKEND
     except ImportError:
@@ -244,14 +246,14 @@ class _Handler(BaseHTTPRequestHandler):
     server_version = "falconet/" + __version__
     sys_version = ""
     timeout = 30  # a client that stops sending (or never finishes a TLS handshake) is let go
-    web: "WebServer"
+    web: WebServer
 
     def setup(self) -> None:
         super().setup()
         if isinstance(self.request, ssl.SSLSocket):
             self.request.do_handshake()
 
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib's name
+    def log_message(self, format: str, *args: Any) -> None:
         pass  # no access log on stderr (Falco has none either)
 
     def _send(self, code: int, ctype: str, body: bytes, head: bool) -> None:
@@ -280,10 +282,10 @@ class _Handler(BaseHTTPRequestHandler):
             return self._send(500, "text/plain; charset=utf-8", body, head)
         self._send(404, "text/plain; charset=utf-8", b"not found\n", head)
 
-    def do_GET(self) -> None:  # noqa: N802 - stdlib's name
+    def do_GET(self) -> None:
         self._route(head=False)
 
-    def do_HEAD(self) -> None:  # noqa: N802 - stdlib's name
+    def do_HEAD(self) -> None:
         self._route(head=True)
 
 
@@ -441,4 +443,4 @@ def start_for(cfg: Config, pipeline: Any, *, outputs: Any = None, engine: Any = 
     return web
 
 
-__all__ = ["WebServer", "from_config", "start_for", "render_metrics", "versions", "MetricsText"]
+__all__ = ["MetricsText", "WebServer", "from_config", "render_metrics", "start_for", "versions"]

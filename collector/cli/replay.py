@@ -95,6 +95,11 @@ def run(args: argparse.Namespace) -> int:
                     close_outputs=not serve)
     from ..webserver import start_for
     web = None
+    # With --serve our handlers are in place before the replay: the pipeline installs its
+    # own while it runs and restores these, so a signal between the end of the replay and
+    # serving still ends the process cleanly.
+    stop = threading.Event()
+    old = _catch_signals(stop) if serve else {}
     try:
         web = start_for(cfg, pipe, outputs=outputs, engine=engine, stream=sys.stderr)
         err = None
@@ -110,9 +115,11 @@ def run(args: argparse.Namespace) -> int:
                 print_summary(s, sys.stderr)
         if err is not None:
             raise err
-        if serve and not pipe.stop_requested:
-            serve_until_signal(outputs, web)
+        if serve and not pipe.stop_requested and not stop.is_set():
+            serve_until_signal(outputs, web, stop)
     finally:
+        for sig, handler in old.items():
+            signal.signal(sig, handler)
         if serve and outputs is not None and pipe.started_ns:
             outputs.close()  # the pipeline left them open for serving
         if web is not None:
@@ -121,26 +128,26 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def serve_until_signal(outputs, web) -> None:
-    """Keep the servers up until SIGINT or SIGTERM (the outputs stay open, the history held)."""
-    stop = threading.Event()
+def _catch_signals(stop: threading.Event) -> dict:
     old = {}
     for sig in (signal.SIGINT, signal.SIGTERM):
         old[sig] = signal.signal(sig, lambda *_: stop.set())
-    try:
-        where = []
-        grpc_server = getattr(outputs, "grpc_server", None)
-        if grpc_server is not None:
-            where.append(f"gRPC at {grpc_server.address}")
-        if web is not None:
-            where.append(f"web at {web.url}")
-        print(f"falconet: replay done; serving {', '.join(where) or 'nothing'} until "
-              "SIGINT/SIGTERM", file=sys.stderr, flush=True)
-        while not stop.wait(0.5):
-            pass
-    finally:
-        for sig, handler in old.items():
-            signal.signal(sig, handler)
+    return old
+
+
+def serve_until_signal(outputs, web, stop: threading.Event) -> None:
+    """Keep the servers up (the outputs open, the gRPC history held) until ``stop`` is set
+    by SIGINT or SIGTERM."""
+    where = []
+    grpc_server = getattr(outputs, "grpc_server", None)
+    if grpc_server is not None:
+        where.append(f"gRPC at {grpc_server.address}")
+    if web is not None:
+        where.append(f"web at {web.url}")
+    print(f"falconet: replay done; serving {', '.join(where) or 'nothing'} until "
+          "SIGINT/SIGTERM", file=sys.stderr, flush=True)
+    while not stop.wait(0.5):
+        pass
 
 
 def print_summary(s: dict, out) -> None:
