@@ -75,7 +75,7 @@ setup(
     include_package_data=True,
     data_files=[(d, [f for f in files if os.path.exists(f)]) for d, files in (
         ("share/falconet/rules", ["rules/falconet_rules.yaml"]),
-        ("share/falconet/examples", ["examples/demo.fcap"]))],
+        ("share/falconet/examples", ["tests/data/demo.fcap"]))],
     setup_requires=["cffi>=1.15"],
     cffi_modules=cffi_modules,
     # grpcio/protobuf: the committed generated gRPC code refuses older runtimes.

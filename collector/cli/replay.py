@@ -33,7 +33,7 @@ during the replay itself stops it without serving.
 """
 EPILOG = """\
 examples:
-  falconet replay examples/demo.fcap
+  falconet replay tests/data/demo.fcap
   falconet replay -r /etc/falco/falco_rules.yaml --json incident.scap.gz
   falconet replay -t maturity_stable -D "shell" --stats trace.fcap
   falconet replay --events trace.fcap | head     # show decoded events, no rules
