@@ -207,6 +207,31 @@ def test_web_server_alone_is_enough_to_serve(capture, served):
     assert s.finish() == 0, "\n".join(s.stderr)
 
 
+def test_signal_during_the_replay_stops_it_without_serving(tmp_path, served):
+    big = tmp_path / "big.fcap"
+    r = subprocess.run([sys.executable, "-m", "collector", "capture", "-w", str(big),
+                        "--source", "synthetic", "--events", "400000", "--seed", "3"],
+                       capture_output=True, text=True, timeout=300, check=False)
+    assert r.returncode == 0, r.stderr
+    sock = tmp_path / "g.sock"
+    s = served(*grpc_args(sock), "-o", "webserver.enabled=true",
+               "-o", "webserver.listen_address=127.0.0.1", "-o", "webserver.listen_port=0",
+               "-o", "webserver.prometheus_metrics_enabled=true", "-o", "pipeline.queue_batches=1",
+               "--stats-json", str(big))
+    line = s.lines.get(timeout=120)
+    url = re.search(r"listening on (http://127\.0\.0\.1:\d+)", line).group(1)
+    for _ in range(2000):  # mid-replay: some events read, the source not finished
+        fams = parse_metrics(get(url + "/metrics")[2])
+        if scalar(fams, "falconet_events_total") > 0:
+            break
+    assert scalar(fams, "falconet_capture_finished") == 0, "the replay ended too soon"
+    assert s.finish(signal.SIGTERM, timeout=60) == 0, "\n".join(s.stderr)
+    assert not any(ln.startswith(READY) for ln in s.stderr)  # stopped, so not served
+    summary = json.loads(next(ln for ln in s.stderr if ln.startswith("{")))
+    assert 0 < summary["events"] < 400000
+    assert not sock.exists()
+
+
 def test_serve_with_nothing_to_serve_is_refused(capture):
     r = subprocess.run([sys.executable, "-m", "collector", "replay", "--serve", str(capture)],
                        capture_output=True, text=True, timeout=120, check=False)
