@@ -18,9 +18,10 @@ from setuptools.command.build_ext import build_ext
 
 def _diagnose() -> str:
     missing = []
-    cc = (sysconfig.get_config_var("CC") or "cc").split()[0]
-    if shutil.which(cc) is None and shutil.which("gcc") is None:
-        missing.append("a C compiler (Debian/Ubuntu: apt-get install build-essential)")
+    cc = (os.environ.get("CC") or sysconfig.get_config_var("CC") or "cc").split()[0]
+    if shutil.which(cc) is None:
+        missing.append(f"the C compiler {cc!r} (Debian/Ubuntu: apt-get install build-essential"
+                       f"{'; or unset CC' if os.environ.get('CC') else ''})")
     inc = sysconfig.get_paths().get("include", "")
     if not os.path.exists(os.path.join(inc, "Python.h")):
         missing.append(f"the Python headers, Python.h not in {inc} "
