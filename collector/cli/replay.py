@@ -27,7 +27,9 @@ With --serve the process stays up after the capture ends, with its gRPC server
 (grpc.enabled, grpc_output.enabled) and web server (webserver.enabled: /healthz, /versions,
 /metrics), until SIGINT or SIGTERM, so clients can read what the replay raised: a Falco gRPC
 `get` streams the alerts held (grpc_output.history_size) that this client has not received
-yet, then ends; `falconet subscribe` resumes the same way. When everything is delivered one
+yet, then ends (a client is told apart by its falconet-client-id metadata or its TCP
+connection; anonymous unix-socket clients get everything held); `falconet subscribe`
+resumes from its last sequence number. When everything is delivered one
 line on stderr says "falconet: replay done; serving ... until SIGINT/SIGTERM". A signal
 during the replay itself stops it without serving.
 """
