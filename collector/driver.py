@@ -19,8 +19,8 @@ import os
 import re
 import shutil
 import subprocess
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 from . import abi
 from .errors import ABIMismatch, DriverError
@@ -166,7 +166,7 @@ class Driver:
 
     def _explain_load_failure(self, err: str, path: str | None) -> str:
         e = err.strip().splitlines()[-1] if err.strip() else "unknown error"
-        if re.search(r"Key was rejected|Required key not available|key.*reject", err, re.I):
+        if re.search(r"Key was rejected|Required key not available|key.*reject", err, re.IGNORECASE):
             return ("the kernel refused falconet.ko because it is not signed with a trusted key "
                     "(Secure Boot or module.sig_enforce is on). Sign it with a key enrolled in "
                     "the MOK list (`mokutil --import key.der`, then reboot and enroll; DKMS can "
@@ -240,8 +240,9 @@ class Driver:
         if self.euid() != 0:
             st["note"] = "run as root to read the ABI version and counters from /dev/falconet"
             return st
-        from .sources.live import IOC_GET_STATS, STAT_KEYS, _pack, _unpack
         import fcntl
+
+        from .sources.live import IOC_GET_STATS, STAT_KEYS, _pack, _unpack
         fd, info = self._open_device()
         try:
             st["module_abi"] = info["abi_version"]
@@ -267,4 +268,4 @@ class Driver:
         return st
 
 
-__all__ = ["Driver", "DriverError", "ABIMismatch", "default_kmod_src"]
+__all__ = ["ABIMismatch", "Driver", "DriverError", "default_kmod_src"]

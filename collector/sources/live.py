@@ -37,7 +37,7 @@ import platform
 import select
 import struct
 import time
-from typing import Iterator
+from collections.abc import Iterator
 
 import numpy as np
 

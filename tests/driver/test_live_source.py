@@ -1,6 +1,5 @@
 """The live source's pure parts, testable without the module: record framing, merging CPUs
 by timestamp, interest bits, ioctl numbers and struct packing against the ABI header."""
-import numpy as np
 import pytest
 
 from collector import abi, native

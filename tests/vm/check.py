@@ -13,7 +13,7 @@ import sys
 
 OUT = sys.argv[2]
 sys.path.insert(0, sys.argv[3])
-from collector import abi, native  # noqa: E402
+from collector import abi, native
 
 CHECKS: list[dict] = []
 
@@ -61,7 +61,7 @@ def sockaddr(b: bytes) -> str:
 def dmesg_problems(text: str) -> list[str]:
     bad = re.compile(r"WARNING:|BUG[: ]|Oops|Call Trace|general protection|kernel panic|"
                      r"leak|refcount_t|list_add corruption|scheduling while atomic|"
-                     r"sleeping function called|falconet:.*(error|fail)", re.I)
+                     r"sleeping function called|falconet:.*(error|fail)", re.IGNORECASE)
     benign = re.compile(r"module verification failed|calibrate_delay")
     return [ln for ln in text.splitlines() if bad.search(ln) and not benign.search(ln)]
 
