@@ -40,8 +40,10 @@ def _unb64(text: str) -> bytes:
     return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
 
 
-def hash_password(password: str, n: int = SCRYPT_N, r: int = SCRYPT_R, p: int = SCRYPT_P) -> str:
-    """A salted scrypt hash in the ``scrypt$n$r$p$salt$hash`` format."""
+def hash_password(password: str, n: int | None = None, r: int | None = None, p: int | None = None) -> str:
+    """A salted scrypt hash in the ``scrypt$n$r$p$salt$hash`` format (module defaults:
+    n=2**15, r=8, p=1, about 32 MiB and 0.1 s per check)."""
+    n, r, p = n or SCRYPT_N, r or SCRYPT_R, p or SCRYPT_P
     salt = secrets.token_bytes(16)
     digest = hashlib.scrypt(password.encode(), salt=salt, n=n, r=r, p=p, dklen=32,
                             maxmem=256 * n * r + (1 << 20))

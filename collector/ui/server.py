@@ -121,8 +121,10 @@ class UIServer:
         self._thread.start()
         return self
 
+    poll_interval = 0.5      # how soon close() is noticed
+
     def serve_forever(self) -> None:
-        self.httpd.serve_forever(poll_interval=0.2)
+        self.httpd.serve_forever(poll_interval=self.poll_interval)
 
     def close(self) -> None:
         self.hub.close()

@@ -236,7 +236,7 @@ class Store:
                     self._write_batch(conn, batch)
                 if time.monotonic() >= next_retention or stopping:
                     try:
-                        self.deleted_total += self._enforce(conn)
+                        self._count_deleted(self._enforce(conn))
                     except sqlite3.Error as e:
                         log.error("retention failed: %s", e)
                     next_retention = time.monotonic() + self.retention_interval_s
@@ -291,10 +291,14 @@ class Store:
         conn = self._connect()
         try:
             n = self._enforce(conn)
-            self.deleted_total += n
+            self._count_deleted(n)
             return n
         finally:
             conn.close()
+
+    def _count_deleted(self, n: int) -> None:
+        with self._meta_lock:
+            self.deleted_total += n
 
     def _enforce(self, conn: sqlite3.Connection) -> int:
         deleted = 0

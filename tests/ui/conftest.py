@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import pytest
 
+from collector.ui import auth
 from collector.ui.server import UIServer
 from collector.ui.settings import UISettings
 
@@ -21,6 +22,14 @@ class RunningUI:
         c = self.client()
         assert c.login(self.password).status == 303
         return c
+
+
+@pytest.fixture(autouse=True)
+def fast_scrypt(request, monkeypatch):
+    """Cheaper password hashing in tests (same code path); `@pytest.mark.real_scrypt` opts out."""
+    if request.node.get_closest_marker("real_scrypt") is None:
+        monkeypatch.setattr(auth, "SCRYPT_N", 2 ** 10)
+    monkeypatch.setattr(UIServer, "poll_interval", 0.05)
 
 
 @pytest.fixture
@@ -46,3 +55,7 @@ def make_ui(tmp_path):
 @pytest.fixture
 def ui(make_ui) -> RunningUI:
     return make_ui()
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "real_scrypt: hash passwords at production cost")

@@ -13,13 +13,14 @@ from collector.ui.store import Store
 from .helpers import Client, basic
 
 
+@pytest.mark.real_scrypt
 def test_first_start_generates_a_strong_password_and_stores_only_a_hash(tmp_path):
     store = Store(str(tmp_path / "a.db")).start()
     auth = Auth(store)
     password = auth.ensure_password()
     assert password and len(password) >= 24 and password.isalnum()
     stored = store.meta_get("password_hash")
-    assert stored.startswith("scrypt$") and password not in stored
+    assert stored.startswith("scrypt$32768$8$1$") and password not in stored      # full cost
     assert auth.ensure_password() is None               # printed once, never again
     assert auth.check_password("admin", password)
     assert not auth.check_password("admin", "admin")
