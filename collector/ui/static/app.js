@@ -318,10 +318,10 @@
         var exp = new URLSearchParams(q);
         clear(summary);
         var capped = r.statistics.text_matches_capped;
-        append(summary, [el("span", {id: "result-count", text: total + (total === 1 ? " alert" : " alerts")}),
+        append(summary, [el("span", {id: "result-count", text: total + (capped ? "+" : "") + (total === 1 ? " alert" : " alerts")}),
           capped ? el("span", {"class": "note", id: "capped-note",
-            text: " (the search text matches more than " + capped + " alerts; only the newest " + capped +
-                  " of those are shown: make the text more specific)"}) : null,
+            text: "the search text matches more than " + capped + " alerts; only the newest " + capped +
+                  " of those are searched: make the text more specific"}) : null,
           el("span", {"class": "export"}, "Export: ",
             el("a", {id: "export-json", href: "api/v1/events/export?format=json&" + exp.toString(), download: "falco_events.json", text: "JSON"}),
             " ", el("a", {id: "export-csv", href: "api/v1/events/export?format=csv&" + exp.toString(), download: "falco_events.csv", text: "CSV"}))]);
