@@ -135,11 +135,16 @@ class Store:
             self._meta.execute("INSERT OR IGNORE INTO meta(key, value) VALUES ('schema_version', ?)",
                                (str(SCHEMA_VERSION),))
             self._meta.commit()
-        except sqlite3.Error as e:
+            found = self._meta.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()[0]
+        except sqlite3.DatabaseError as e:
             raise OutputError(f"{path}: cannot open the web UI database: {e}") from None
         except OSError as e:
             raise OutputError(f"{directory}: cannot create the web UI database directory: "
                               f"{e.strerror}") from None
+        if found != str(SCHEMA_VERSION):
+            self._meta.close()
+            raise OutputError(f"{path}: the web UI database has layout version {found}, this Falconet "
+                              f"uses {SCHEMA_VERSION}; point webui.db_path at a new file")
 
     # -- connections -------------------------------------------------------------------
 

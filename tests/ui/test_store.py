@@ -266,3 +266,16 @@ def test_tag_counts_fast_path_equals_the_general_query(store):
         assert fast == slow and fast
     f = parse_filters({"tags": ["rare"], "since": ["1h"]}, now_ns=now)
     assert store.count(f) == len([i for i in range(200) if i % 4 == 0 and (i * 53) % 7200 < 3600])
+
+
+def test_not_a_database_and_other_layouts_are_clear_errors(tmp_path):
+    from collector.errors import OutputError
+    junk = tmp_path / "junk.db"
+    junk.write_bytes(b"this is not sqlite" * 100)
+    with pytest.raises(OutputError, match="cannot open the web UI database"):
+        Store(str(junk))
+    s = Store(str(tmp_path / "v.db"))
+    s.meta_set("schema_version", "99")
+    s.close()
+    with pytest.raises(OutputError, match="layout version 99"):
+        Store(str(tmp_path / "v.db"))
