@@ -174,7 +174,8 @@ def run(args: argparse.Namespace) -> int:
                   "reverse proxy in front or set webui.tls", file=sys.stderr)
         print(f"falconet ui: listening on {server.url} (database {settings.db_path})",
               file=sys.stderr, flush=True)
-        def _stop(signum, frame):  # noqa: ARG001
+
+        def _stop(signum, frame):
             threading.Thread(target=server.httpd.shutdown, daemon=True).start()
 
         signal.signal(signal.SIGTERM, _stop)
