@@ -27,7 +27,10 @@ STR_OPS = {"=", "!=", "<", "<=", ">", ">=", "contains", "icontains", "bcontains"
 NUM_OPS = {"=", "!=", "<", "<=", ">", ">=", "in", "intersects", "exists"}
 BOOL_OPS = {"=", "!=", "in", "intersects", "exists"}
 IP_OPS = {"=", "!=", "in", "intersects", "exists"}
+# Without an index these mean "any ancestor" in conditions: the plans walk levels 1, 2, ...
+# (``field[N]``) while a level exists (the state fields give the parent for the bare name).
 ANCESTOR_FIELDS = {"proc.aname", "proc.aexe", "proc.aexepath", "proc.acmdline", "proc.apid"}
+MAX_ANCESTORS = 64
 MAX_MACRO_DEPTH = 64
 
 

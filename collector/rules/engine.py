@@ -250,12 +250,13 @@ class RuleEngine:
             counts = np.bincount(gsel, minlength=len(self._groups))
             bounds = np.concatenate(([0], np.cumsum(counts))).tolist()
         hits: dict[int, list] = {}
+        full: dict = {}           # whole-batch extractions of fields over 2-D columns
         for g, rules in enumerate(self._groups):
             lo, hi = bounds[g], bounds[g + 1]
             if lo == hi:
                 continue
             rows = order[lo:hi]
-            ctx = Ctx(batch, rows if hi - lo < n else None)
+            ctx = Ctx(batch, rows if hi - lo < n else None, full)
             open_idx = None          # first-match: positions not yet claimed
             for r in rules:
                 if open_idx is None:

@@ -25,8 +25,8 @@ import numpy as np
 
 from .. import fields
 from ..batch import NA
-from .check import b64
-from .parser import And, Cmp, FieldRef, Not, Or, Transform
+from .check import ANCESTOR_FIELDS, MAX_ANCESTORS, b64
+from .parser import And, Cmp, FieldRef, Not, Or, Transform, field_of
 
 NARROW = 0.25     # narrow to an index once fewer than this fraction of rows stay undecided
 
@@ -89,9 +89,11 @@ def row_view(batch, rows: np.ndarray):
 
 class Ctx:
     """One event-type group of a batch.  Fields are extracted on the group's rows only (a
-    lazy view: an extractor gathers just the columns it reads), once per group."""
+    lazy view: an extractor gathers just the columns it reads), once per group.  Fields
+    that read 2-D columns (ancestor tables) are extracted once on the whole batch, where
+    taking one level is a view, and only the result is gathered."""
 
-    __slots__ = ("batch", "rows", "n", "view", "local", "strings")
+    __slots__ = ("batch", "rows", "n", "view", "local", "strings", "full")
 
     def __init__(self, batch, rows: np.ndarray | None, full: dict | None = None):
         self.batch = batch
@@ -99,14 +101,27 @@ class Ctx:
         self.n = batch.n if rows is None else len(rows)
         self.view = batch if rows is None else row_view(batch, rows)
         self.local: dict = {}     # (name, key) -> (kind, data, valid) for this group
+        self.full = full if full is not None else {}   # per batch, shared by the groups
         self.strings = batch.strings
+
+    def _wide(self, name: str) -> bool:
+        fd = fields.lookup(name)
+        cols = self.batch.cols
+        return any(c in cols and cols[c].ndim == 2 for c in fd.columns)
 
     def field(self, name: str, key):
         k = (name, key)
         got = self.local.get(k)
         if got is None:
-            v = fields.extract(self.view, name, key)
-            data, valid = v.data, v.valid
+            if self.rows is not None and self._wide(name):
+                v = self.full.get(k)
+                if v is None:
+                    v = self.full[k] = fields.extract(self.batch, name, key)
+                data = v.data[self.rows]
+                valid = v.valid[self.rows] if v.valid is not None else None
+            else:
+                v = fields.extract(self.view, name, key)
+                data, valid = v.data, v.valid
             if valid is None and v.kind == "str":
                 valid = data != NA
             got = (v.kind, data, valid)
@@ -347,11 +362,13 @@ class CmpPlan:
     """One comparison.  ``lhs``/``rhs`` field expressions are evaluated to (kind, data,
     valid) per group; the predicate picks its path from the runtime kind."""
 
-    __slots__ = ("c", "luts", "_pred_key", "_nums", "_eq_text")
+    __slots__ = ("c", "luts", "ancestor", "_pred_key", "_nums", "_eq_text")
 
     def __init__(self, c: Cmp, luts: LutCache):
         self.c = c
         self.luts = luts
+        base = field_of(c.lhs)
+        self.ancestor = base.fdef.name in ANCESTOR_FIELDS and base.key is None
         vals = c.values if isinstance(c.values, tuple) else None
         self._pred_key = (c.kind, c.op, vals)
         self._eq_text = vals[0] if (vals and c.kind == "str" and c.op in ("=", "!=")) else None
@@ -363,9 +380,22 @@ class CmpPlan:
         return eval_expr(ctx, e, self.luts, key_override)
 
     def eval(self, ctx: Ctx, sel):
-        kind, data, valid = self.expr(ctx, self.c.lhs)
-        m = self.compare(ctx, sel, kind, data, valid)
-        return m.any(axis=1) if m.ndim == 2 else m
+        if not self.ancestor:
+            kind, data, valid = self.expr(ctx, self.c.lhs)
+            m = self.compare(ctx, sel, kind, data, valid)
+            return m.any(axis=1) if m.ndim == 2 else m
+        # bare proc.aname & co.: any ancestor, walking up while the level exists
+        res = np.zeros(ctx.n if sel is None else len(sel), dtype=bool)
+        alive = np.ones_like(res)
+        for level in range(1, MAX_ANCESTORS + 1):
+            kind, data, valid = self.expr(ctx, self.c.lhs, str(level))
+            v = valid if valid is not None else np.ones(len(data), bool)
+            alive &= v if sel is None else v[sel]
+            if not alive.any():
+                break
+            m = self.compare(ctx, sel, kind, data, valid)
+            res |= alive & (m.any(axis=1) if m.ndim == 2 else m)
+        return res
 
     def compare(self, ctx: Ctx, sel, kind, data, valid):
         c = self.c

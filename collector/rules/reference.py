@@ -18,7 +18,7 @@ import os
 import re
 
 from .. import fields
-from .check import b64
+from .check import ANCESTOR_FIELDS, MAX_ANCESTORS, b64
 from .parser import And, Cmp, FieldRef, FieldValue, Not, Or, Transform
 
 
@@ -46,10 +46,10 @@ class Evaluator:
             self._cache[k] = v
         return v
 
-    def raw(self, ref: FieldRef, i: int):
+    def raw(self, ref: FieldRef, i: int, key=None):
         """Python value of a field at row i (bytes for strings, int, bool), None when
         absent, or a list of the present values for a multi-valued (2-D) field."""
-        kind, data, valid = self._field(ref.fdef.name, ref.key)
+        kind, data, valid = self._field(ref.fdef.name, ref.key if key is None else key)
         conv = (lambda x: self.strings.get(x)) if kind == "str" else bool if kind == "bool" else int
         if data.ndim == 2:
             return [conv(data[i, j].item()) for j in range(data.shape[1]) if valid[i, j]]
@@ -57,13 +57,13 @@ class Evaluator:
             return None
         return conv(data[i].item())
 
-    def value(self, expr, i: int):
+    def value(self, expr, i: int, key=None):
         if isinstance(expr, Transform):
-            v = self.value(expr.inner, i)
+            v = self.value(expr.inner, i, key)
             if isinstance(v, list):
                 return [y for y in (self._transform(expr, x) for x in v) if y is not None]
             return None if v is None else self._transform(expr, v)
-        return self.raw(expr, i)
+        return self.raw(expr, i, key)
 
     def _transform(self, expr, v):
         if expr.fn == "len":
@@ -91,7 +91,20 @@ class Evaluator:
         return self.cmp(node, i)
 
     def cmp(self, c: Cmp, i: int) -> bool:
-        v = self.value(c.lhs, i)
+        base = c.lhs
+        while isinstance(base, Transform):
+            base = base.inner
+        if base.fdef.name in ANCESTOR_FIELDS and base.key is None:
+            # any ancestor: parent, grandparent ... up to the first missing level
+            for level in range(1, MAX_ANCESTORS + 1):
+                if self.raw(base, i, str(level)) in (None, []):
+                    return False
+                if self.cmp_one(c, self.value(c.lhs, i, str(level)), i):
+                    return True
+            return False
+        return self.cmp_one(c, self.value(c.lhs, i), i)
+
+    def cmp_one(self, c: Cmp, v, i: int) -> bool:
         if isinstance(v, list):          # multi-valued: true if true for any value
             if c.op == "exists":
                 return len(v) > 0

@@ -75,10 +75,15 @@ def ensure_state_fields() -> list[str]:
 
 
 TEST_FIELDS = {"test.s1": "charbuf", "test.s2": "charbuf", "test.i1": "int64",
-               "test.i2": "int64", "test.b1": "bool", "test.ip": "ipaddr", "test.anc": "charbuf"}
+               "test.i2": "int64", "test.b1": "bool", "test.ip": "ipaddr", "test.anc": "charbuf",
+               "test.multi": "charbuf"}
 
 
 def register_test_fields() -> None:
+    """test.anc is an ancestor-style field (walked level by level when bare, as proc.aname);
+    test.multi is multi-valued (a 2-D column, as fd.ip)."""
+    from collector.rules.check import ANCESTOR_FIELDS
+    ANCESTOR_FIELDS.add("test.anc")
     for name, ftype in TEST_FIELDS.items():
         if fields.lookup(name) is None:
             arg = "index" if name == "test.anc" else "none"

@@ -38,7 +38,8 @@ NETS = ["10.0.0.0/8", "192.168.1.1", "::1", "0.0.0.0/0", "fe80::/10"]
 TYPES = ["openat", "execve", "connect", "close", "unlink"]
 
 STR_FIELDS = ["test.s1", "test.s2", "tolower(test.s1)", "toupper(test.s2)", "basename(test.s1)",
-              "b64(test.s1)", "test.anc", "test.anc[1]", "test.anc[2]", "tolower(test.anc)"]
+              "b64(test.s1)", "test.anc", "test.anc[1]", "test.anc[2]", "tolower(test.anc)",
+              "test.multi", "toupper(test.multi)"]
 INT_FIELDS = ["test.i1", "test.i2", "len(test.s1)"]
 
 word = st.sampled_from(WORDS).map(quote)
@@ -126,6 +127,9 @@ def batches(draw):
     cols["test.b1"] = np.array(draw(st.lists(st.booleans(), min_size=n, max_size=n)))
     cols["test.ip"] = np.array([strings.intern(x) for x in
                                 draw(st.lists(st.sampled_from(IPS), min_size=n, max_size=n))], np.uint32)
+    multi = np.stack([ids(draw(st.lists(windex, min_size=n, max_size=n))) for _ in range(3)], axis=1)
+    multi[np.array(draw(st.lists(st.booleans(), min_size=3 * n, max_size=3 * n))).reshape(n, 3)] = 0
+    cols["test.multi"] = multi
     depth = np.array(draw(st.lists(st.integers(0, 3), min_size=n, max_size=n)))
     for lvl in (1, 2, 3):
         col = ids(draw(st.lists(windex, min_size=n, max_size=n)))
