@@ -59,10 +59,12 @@ def sockaddr(b: bytes) -> str:
 
 
 def dmesg_problems(text: str) -> list[str]:
-    bad = re.compile(r"WARNING:|BUG[: ]|Oops|Call Trace|general protection|kernel panic|"
-                     r"leak|refcount_t|list_add corruption|scheduling while atomic|"
-                     r"sleeping function called|falconet:.*(error|fail)", re.IGNORECASE)
-    benign = re.compile(r"module verification failed|calibrate_delay")
+    """Kernel log lines that mean trouble (case matters: "BUG:" is the kernel's, "bug" in
+    a firmware message is not)."""
+    bad = re.compile(r"WARNING:|BUG[: ]|Oops|Call Trace|general protection|Kernel panic|"
+                     r"list_add corruption|scheduling while atomic|sleeping function called|"
+                     r"refcount_t|[Ll]eak|falconet:.*([Ee]rror|[Ff]ail)")
+    benign = re.compile(r"module verification failed|calibrate_delay|MP-BIOS bug")
     return [ln for ln in text.splitlines() if bad.search(ln) and not benign.search(ln)]
 
 
@@ -151,12 +153,12 @@ def check_test() -> None:
         check(f"cycle {i}: events captured under load", ev > 0, f"{ev} events")
     check("reader SIGKILLed while mapped, then rmmod",
           rc(res, "cycle4_insmod") == 0 and rc(res, "cycle4_rmmod_after_kill") == 0)
-    # Rings of 4, 8 and 16 MiB (2 CPUs) are allocated and freed after the warm-up cycle: a
-    # leak of them would cost >= 8 MiB; caches are dropped before each reading.
+    # After the warm-up cycle, rings of 2 x 16, 2 x 16 and 2 x 32 MiB are allocated and freed:
+    # a leak of any of them costs >= 32 MiB; caches are dropped before each reading.
     before, after = kv(res.get("mem_warm", "")), kv(res.get("mem_after", ""))
     if before and after:
         drop = (before["MemAvailable"] - after["MemAvailable"]) // 1024
-        check("no memory leak across the load/unload cycles (MemAvailable)", drop < 6,
+        check("no memory leak across the load/unload cycles (MemAvailable)", drop < 24,
               f"MemAvailable {before['MemAvailable'] // 1024} -> {after['MemAvailable'] // 1024} MiB")
     dm = open(os.path.join(OUT, "dmesg.txt"), errors="replace").read() if os.path.exists(
         os.path.join(OUT, "dmesg.txt")) else ""
@@ -178,10 +180,17 @@ def check_test() -> None:
           f"kernel {st.get('kernel_events')} reader {st.get('records')}")
     check("no drops (buffer full)", st.get("kernel_drops_full", -1) == 0,
           f"drops_full={st.get('kernel_drops_full')}")
+    wl0 = json.load(open(os.path.join(OUT, "workload.json")))
+    check("32-bit syscalls counted and skipped (drops_compat)",
+          st.get("kernel_drops_compat", 0) >= wl0.get("compat_n", 0) > 0,
+          f"drops_compat={st.get('kernel_drops_compat')}")
     wl = json.load(open(os.path.join(OUT, "workload.json")))
     for exp in wl["expect"]:
         got, why = cap.find(exp)
         want = exp["fields"].get("count", 1)
+        if want == 0:
+            check(f"absent: {exp['what']}", got == 0, f"{got} records")
+            continue
         check(f"captured: {exp['what']}", got >= want and (want == 1 or got <= want + 5),
               why if got < want else f"{got} records")
     import check_demo

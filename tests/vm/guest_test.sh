@@ -46,13 +46,13 @@ $O/storm getpid 1000000000 > /dev/null &
 L2=$!
 rmmod falconet; R "rmmod_under_load rc=$?"
 for i in 1 2 3; do
-  insmod $O/falconet.ko ring_bytes=$((1 << (20 + i))); R "cycle${i}_insmod rc=$?"
+  insmod $O/falconet.ko ring_bytes=$((16 << 20)); R "cycle${i}_insmod rc=$?"
   $PY $O/reader.py --out $O/cycle$i.bin --seconds 1.5 --discard > $O/cycle$i.log 2>&1; R "cycle${i}_reader rc=$?"
   rmmod falconet; R "cycle${i}_rmmod rc=$?"
   [ $i = 1 ] && R "mem_warm $(meminfo)"
 done
 # a reader killed while it has the rings mapped and capture running
-insmod $O/falconet.ko; R "cycle4_insmod rc=$?"
+insmod $O/falconet.ko ring_bytes=$((32 << 20)); R "cycle4_insmod rc=$?"
 $PY $O/reader.py --out $O/cycle4.bin --discard > $O/cycle4.log 2>&1 &
 K4=$!
 for i in $(seq 1 600); do [ -f $O/cycle4.bin.ready ] && break; sleep 0.1; done

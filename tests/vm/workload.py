@@ -144,14 +144,20 @@ def main(out: str, storm: str) -> None:
     a.close()
     b.close()
 
-    # 8. syscall storm
+    # 8. 32-bit syscalls (int $0x80) are counted in drops_compat and never misread
+    sp = subprocess.Popen([storm, "int80", "1000"], stdout=subprocess.PIPE, text=True)
+    sp.communicate()
+    expect("ia32 syscalls not misread as native", "getpid|mkdir", sp.pid, count=0)
+    compat_pid = sp.pid
+
+    # 9. syscall storm
     n = int(os.environ.get("STORM_N", "100000"))
     sp = subprocess.Popen([storm, "getpid", str(n)], stdout=subprocess.PIPE, text=True)
     print(sp.communicate()[0].strip(), flush=True)
     expect("syscall storm", "getpid", sp.pid, count=n)
 
     with open(out, "w") as f:
-        json.dump({"pid": ME, "expect": EXPECT, "storm_n": n}, f, indent=1)
+        json.dump({"pid": ME, "expect": EXPECT, "storm_n": n, "compat_n": 1000, "compat_pid": compat_pid}, f, indent=1)
 
 if __name__ == "__main__":
     main(sys.argv[1], sys.argv[2])
