@@ -57,8 +57,11 @@ class SessionRoutes:
             return mode == "true"
         if self.ui.tls or self.headers.get("X-Forwarded-Proto", "").lower() == "https":
             return True
+        if self.headers.get("X-Forwarded-Proto") or any(self.headers.get(h) for h in
+                                                       ("X-Forwarded-For", "X-Real-IP", "Forwarded")):
+            return False        # a proxy talking plain HTTP to the browser: Secure would be dropped
         host = (self.headers.get("Host") or "").rsplit(":", 1)[0].strip("[]")
-        return host in ("localhost", "127.0.0.1", "::1")
+        return host in ("localhost", "127.0.0.1", "::1")    # browsers keep Secure cookies there
 
     def _set_cookie(self, name: str, value: str, max_age: int | None) -> tuple[str, str]:
         parts = [f"{name}={value}", f"Path={self.base}", "HttpOnly", "SameSite=Strict"]

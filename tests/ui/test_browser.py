@@ -222,3 +222,44 @@ def test_alerts_from_a_replay_arrive_live(make_ui, browser, tmp_path):
         assert chip.text_content() == str(n)
     page.screenshot(path=os.path.join(ARTIFACTS, "replay-dashboard.png"), full_page=True)
     context.close()
+
+
+def test_behind_a_reverse_proxy_that_strips_the_sub_path(make_ui, browser):
+    """nginx-style proxy under /sec/falconet/ (prefix stripped, X-Forwarded-* sent)."""
+    from .helpers import Client
+    from .proxy import PrefixProxy
+    ui = make_ui()
+    proxy = PrefixProxy(ui.server.port, "/sec/falconet")
+    try:
+        via = Client(proxy.url)
+        assert via.post("/", alert()).status == 401               # relayed: not loopback
+        token = ui.server.auth.create_token("edge")
+        assert via.post(f"/?token={token}", alert(rule="Through the proxy")).status == 200
+
+        context = browser.new_context(viewport={"width": 1280, "height": 800}, bypass_csp=True)
+        page = context.new_page()
+        page.set_default_timeout(15_000)
+        page.goto(proxy.url + "events")
+        assert page.url.startswith(proxy.url + "login")
+        page.fill("#username", "admin")
+        page.fill("#password", ui.password)
+        page.click("#login-submit")
+        page.wait_for_selector("table.events tbody tr")
+        assert page.url == proxy.url + "events"
+        cookie = next(c for c in context.cookies() if c["name"] == "falconet_session")
+        assert cookie["path"] == "/sec/falconet/" and cookie["httpOnly"] and cookie["sameSite"] == "Strict"
+        assert not cookie["secure"]               # the proxy said X-Forwarded-Proto: http
+        page.wait_for_function("document.getElementById('live-status').textContent.includes('live')")
+        live = via.post(f"/?token={token}", alert(rule="Live through the proxy")).json()["uuid"]
+        page.wait_for_selector(f"tr[data-uuid='{live}']")             # SSE passed through
+        page.click(f"tr[data-uuid='{live}'] td.rule")
+        page.wait_for_selector("#detail-fields")
+        assert page.url == proxy.url + f"events/{live}"
+        page.click("#nav-dashboard")
+        wait_text(page, "total-count", "2 alerts")
+        page.click("#logout")
+        page.wait_for_selector("#login-form")
+        assert page.url.startswith(proxy.url + "login")
+        context.close()
+    finally:
+        proxy.close()
