@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import os
 import struct
-from typing import Iterator
+from collections.abc import Iterator
 
 import numpy as np
 
@@ -37,7 +37,7 @@ from ..batch import EventBatch, StringTable
 from ..errors import CaptureError
 from . import Source
 from .scap_convert import spec as conversion_spec
-from .scap_meta import EV, SHB, BLOCK_NAMES, MetaError, SnapshotBuilder, parse_shb
+from .scap_meta import BLOCK_NAMES, EV, SHB, MetaError, SnapshotBuilder, parse_shb
 from .scap_ppm import EVENTS
 from .scap_stream import ByteStream, StreamError, Window
 
@@ -199,7 +199,7 @@ class ScapSource(Source):
     # -- opening: section header and metadata ---------------------------------------------
     def _open(self) -> None:
         try:
-            self._f = open(self.path, "rb")
+            self._f = open(self.path, "rb")  # noqa: SIM115 - closed in _close()
         except OSError as e:
             raise CaptureError(f"cannot open: {e.strerror}", self.path) from None
         if self.strings is None:

@@ -477,7 +477,8 @@ EVENTS: tuple = (
 
 def _generate(path: str) -> str:  # pragma: no cover - maintenance helper
     """Regenerate this module's text from the JSON table (prints to stdout)."""
-    d = json.load(open(path, encoding="utf-8"))
+    with open(path, encoding="utf-8") as f:
+        d = json.load(f)
     pt = d["param_types"]
     rows = []
     for i in range(d["event_max"]):

@@ -59,9 +59,8 @@ class ByteStream:
             self.produced += len(data)
             return data
         out: list[bytes] = []
-        got = 0
         try:
-            got = self._inflate(n, out)
+            self._inflate(n, out)
         except StreamError as e:
             if not out:
                 raise

@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 
 from collector import native
+from collector.batch import StringTable
 from collector.sources.scap import ScapSource
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -39,6 +40,11 @@ def c_available() -> bool:
 
 
 BACKENDS = ["pure"] + (["c"] if c_available() else [])
+
+
+def new_strings():
+    """The pipeline's string table (C-backed when the extension is built)."""
+    return getattr(native, "StringTable", StringTable)()
 
 
 def read_all(path, backend: str | None = None, batch_events: int = 65536, strings=None):

@@ -11,19 +11,18 @@ import zlib
 import numpy as np
 import pytest
 
-from collector.batch import StringTable
 from collector.errors import CaptureError
 from collector.sources.scap import ScapSource
 
 from . import scapgen as g
-from .conftest import capture_path, read_all
+from .conftest import capture_path, new_strings, read_all
 
 
 def _read(data: bytes, tmp_path, backend, name="x.scap", batch_events=65536):
     p = tmp_path / name
     p.write_bytes(data)
     try:
-        cols, src = read_all(p, backend, batch_events, StringTable())
+        cols, src = read_all(p, backend, batch_events, new_strings())
     except CaptureError as e:       # raised by open(): header or metadata damage
         return {}, None, e
     return cols, src, src.error
@@ -77,12 +76,12 @@ def test_truncated_gzip(tmp_path, backend):
 
 def test_corrupted_gzip(tmp_path, backend):
     data = bytearray(capture_path("libs/curl_google.scap").read_bytes())
-    full, _, _ = _read(bytes(data), tmp_path, backend)
+    _full, _, _ = _read(bytes(data), tmp_path, backend)
     for pos in (len(data) // 3, len(data) // 2, len(data) - 20):
         bad = bytearray(data)
         for i in range(pos, pos + 8):
             bad[i] ^= 0x5A
-        cols, _, err = _read(bytes(bad), tmp_path, backend)
+        _cols, _, err = _read(bytes(bad), tmp_path, backend)
         # the deflate stream may still inflate (into garbage the block checks catch) or not
         # (zlib error, CRC error): one CaptureError either way
         assert isinstance(err, CaptureError)
@@ -91,7 +90,7 @@ def test_corrupted_gzip(tmp_path, backend):
 
 def test_garbage_after_gzip(tmp_path, backend):
     data = capture_path("libs/test_ipv6_client.scap").read_bytes() + b"not gzip at all"
-    cols, src, err = _read(data, tmp_path, backend)
+    cols, _src, err = _read(data, tmp_path, backend)
     assert isinstance(err, CaptureError) and "after the end of the gzip stream" in str(err)
     assert len(cols["num"]) > 0
 
@@ -139,7 +138,7 @@ def test_hostile_blocks(tmp_path, backend, make, words):
     data, good_len = _with_bad_event(make())
     full, _, err0 = _read(g.simple_capture(5) + g.close_pair(100, 3, 1), tmp_path, backend)
     assert err0 is None
-    cols, src, err = _read(data, tmp_path, backend)
+    cols, _src, err = _read(data, tmp_path, backend)
     assert isinstance(err, CaptureError), err
     assert words in str(err), str(err)
     assert good_len <= err.offset < len(data)

@@ -8,10 +8,8 @@ from __future__ import annotations
 
 import pytest
 
-from collector.batch import StringTable
-
 from . import sysdig_ref as sd
-from .conftest import NAMES, capture_path
+from .conftest import NAMES, capture_path, new_strings
 
 pytestmark = pytest.mark.skipif(sd.SYSDIG is None, reason="sysdig is not installed")
 plan_mod = pytest.importorskip("collector.rules.plan")
@@ -46,13 +44,13 @@ class _Src:
 
 
 def _falconet(path: str, cond: str) -> set[int]:
-    from collector.sources.scap import ScapSource
     from collector.rules.check import Expander
     from collector.rules.collector import Collector
+    from collector.sources.scap import ScapSource
     ast = Expander(Collector()).expand(parser_mod.parse(cond, _Src(cond)), 1 << 30)
     plan = plan_mod.compile_plan(ast, plan_mod.LutCache())
     to_sd = sd.sysdig_numbers(path)
-    src = ScapSource(path, strings=StringTable())
+    src = ScapSource(path, strings=new_strings())
     src.open()
     out: set[int] = set()
     for b in src.batches():

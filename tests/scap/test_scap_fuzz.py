@@ -13,12 +13,11 @@ import numpy as np
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from collector.batch import StringTable
 from collector.errors import CaptureError
 from collector.sources.scap import ScapSource
 
 from . import scapgen as g
-from .conftest import c_available, capture_path
+from .conftest import c_available, capture_path, new_strings
 
 EXAMPLES = int(os.environ.get("FALCONET_FUZZ_EXAMPLES", "150"))
 SEEDS = [
@@ -58,7 +57,7 @@ def mutated(draw):
 
 
 def _run(path, backend):
-    src = ScapSource(path, batch_events=97, strings=StringTable(), backend=backend)
+    src = ScapSource(path, batch_events=97, strings=new_strings(), backend=backend)
     rows = []
     try:
         src.open()

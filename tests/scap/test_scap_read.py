@@ -10,14 +10,13 @@ import numpy as np
 import pytest
 
 from collector import abi
-from collector.batch import StringTable
 from collector.sources import scap as scap_mod
 from collector.sources.open import open_capture
 from collector.sources.scap import ScapSource, sniff
 from collector.sources.scap_convert import GENERIC_SC
 from collector.sources.scap_ppm import EVENTS
 
-from .conftest import CAPTURES, NAMES, capture_path, decoded, read_all
+from .conftest import CAPTURES, NAMES, capture_path, decoded, new_strings, read_all
 
 EVENT_BLOCKS = {"EV", "EV_V2", "EV_V2_LARGE", "EVF", "EVF_V2", "EVF_V2_LARGE"}
 
@@ -100,7 +99,7 @@ def test_snapshot_v9_fields_and_sockets():
 def test_rows_follow_falco_semantics():
     """cat_write: open enter rows (no params in 2016) and exit rows; close exits carry the fd
     of their enter event; open flags in the kernel's encoding; procexit as an enter row."""
-    strings = StringTable()
+    strings = new_strings()
     cols, src = read_all(capture_path("falco-0.34.1/cat_write.scap"), strings=strings)
     d = decoded(cols, strings)
     num = cols["num"].tolist()
@@ -125,7 +124,7 @@ def test_rows_follow_falco_semantics():
 def test_child_clone_exit_gets_a_procfork_row():
     """run_as_user_0_container: bash (25754) forks 32052 inside a container (the parent's
     clone returns the namespace pid 6); the child's clone exit is preceded by PROC_FORK."""
-    strings = StringTable()
+    strings = new_strings()
     cols, _ = read_all(capture_path("falco-psp/run_as_user_0_container.scap"), strings=strings)
     d = decoded(cols, strings)
     pf = np.flatnonzero(cols["type"] == abi.BY_NAME["procfork"].num)
@@ -140,7 +139,7 @@ def test_child_clone_exit_gets_a_procfork_row():
 
 
 def test_tuples_become_sockaddrs():
-    strings = StringTable()
+    strings = new_strings()
     cols, _ = read_all(capture_path("libs/single_ipv6_conn.scap"), strings=strings)
     d = decoded(cols, strings)
     conn = [i for i in np.flatnonzero((cols["type"] == abi.BY_NAME["connect"].num) &
@@ -200,7 +199,7 @@ def test_plain_and_gzip_give_the_same_rows(tmp_path, backend):
     name = "libs/curl_google.scap"
     plain = tmp_path / "plain.scap"
     plain.write_bytes(_raw(name))
-    s1, s2 = StringTable(), StringTable()
+    s1, s2 = new_strings(), new_strings()
     c1, _ = read_all(capture_path(name), backend, strings=s1)
     c2, _ = read_all(plain, backend, strings=s2)
     for k in c1:
@@ -209,7 +208,7 @@ def test_plain_and_gzip_give_the_same_rows(tmp_path, backend):
 
 def test_small_batches_equal_one_batch(backend):
     name = "falco-psp/run_as_user_0_container.scap"
-    s1, s2 = StringTable(), StringTable()
+    s1, s2 = new_strings(), new_strings()
     big, _ = read_all(capture_path(name), backend, 65536, s1)
     small, _ = read_all(capture_path(name), backend, 5, s2)
     for k in big:

@@ -8,11 +8,10 @@ import gzip
 import numpy as np
 import pytest
 
-from collector.batch import StringTable
 from collector.errors import CaptureError
 
 from . import scapgen as g
-from .conftest import NAMES, c_available, capture_path, read_all
+from .conftest import NAMES, c_available, capture_path, new_strings, read_all
 
 pytestmark = pytest.mark.skipif(not c_available(), reason="C extension not built (pure only)")
 
@@ -20,7 +19,7 @@ pytestmark = pytest.mark.skipif(not c_available(), reason="C extension not built
 def _both(path, batch_events=65536):
     out = []
     for backend in ("c", "pure"):
-        strings = StringTable()
+        strings = new_strings()
         try:
             cols, src = read_all(path, backend, batch_events, strings)
             err = src.error
