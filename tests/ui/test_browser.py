@@ -163,6 +163,24 @@ def test_ui_in_chromium(make_ui, browser):
     assert errors == [], errors
     context.close()
 
+    # the UI itself lives within its Content-Security-Policy (no inline script or style)
+    strict = browser.new_context(viewport={"width": 1280, "height": 800})
+    page = strict.new_page()
+    messages: list[str] = []
+    page.on("console", lambda m: messages.append(m.text))
+    page.on("pageerror", lambda e: messages.append(str(e)))
+    page.goto(ui.url)
+    page.fill("#username", "admin")
+    page.fill("#password", ui.password)
+    page.click("#login-submit")
+    page.wait_for_selector("#by-rule .fill")
+    assert "width" in (page.locator("#by-rule .fill").first.get_attribute("style") or "")
+    page.goto(ui.url + f"events/{uuids[4]}")
+    page.wait_for_selector("#detail-fields")
+    assert not [m for m in messages if "Content Security Policy" in m or "Refused" in m], messages
+    assert page.locator("#detail-fields th").count() == 4
+    strict.close()
+
 
 def _falconet(*args: str, **kw):
     import subprocess

@@ -238,7 +238,7 @@
       }).catch(function (e) { showError(content, e); });
     }
     refresh();
-    onLive(throttle(refresh, 2000));   // relative ranges ("since") move with the clock
+    onLive(throttle(refresh, 5000));   // relative ranges ("since") move with the clock
   }
 
   // -- events table ----------------------------------------------------------------------------
