@@ -269,7 +269,12 @@ class _Handler(SessionRoutes, BaseHTTPRequestHandler):
     def _chunked(self) -> bytes | None:
         data = bytearray()
         while True:
-            size = int(self.rfile.readline().split(b";")[0].strip() or b"0", 16)
+            try:
+                size = int(self.rfile.readline().split(b";")[0].strip() or b"0", 16)
+            except ValueError:
+                self._text(400, "malformed chunked body\n")
+                self.close_connection = True
+                return None
             if size == 0:
                 while self.rfile.readline() not in (b"\r\n", b"\n", b""):
                     pass
@@ -298,9 +303,11 @@ class _Handler(SessionRoutes, BaseHTTPRequestHandler):
         if any(self.headers.get(h) for h in _FORWARD_HEADERS):
             return False        # relayed by a proxy: the real client is elsewhere
         try:
-            return ipaddress.ip_address(self.client_address[0]).is_loopback
+            ip = ipaddress.ip_address(self.client_address[0])
         except ValueError:
             return False
+        mapped = getattr(ip, "ipv4_mapped", None)      # ::ffff:127.0.0.1 on a dual-stack bind
+        return (mapped or ip).is_loopback
 
     # -- routing ---------------------------------------------------------------------------
 

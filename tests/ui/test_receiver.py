@@ -187,3 +187,19 @@ def test_keep_alive_connections_as_falco_uses_them(ui):
     r = conn.getresponse()
     assert r.status == 200, r.read()
     conn.close()
+
+
+def test_chunked_bodies_are_accepted_and_malformed_ones_rejected(ui):
+    import http.client
+    body = json.dumps(alert()).encode()
+    conn = http.client.HTTPConnection("127.0.0.1", ui.server.port, timeout=10)
+    conn.request("POST", "/", body=iter([body[:50], body[50:]]),
+                 headers={"Content-Type": "application/json", "Transfer-Encoding": "chunked"},
+                 encode_chunked=True)
+    r = conn.getresponse()
+    assert r.status == 200, r.read()
+    conn.close()
+    import socket
+    with socket.create_connection(("127.0.0.1", ui.server.port), timeout=10) as s:
+        s.sendall(b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n")
+        assert s.recv(200).startswith(b"HTTP/1.1 400")
