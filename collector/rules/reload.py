@@ -268,3 +268,24 @@ class ReloadingEngine:
 
 def errno_name(code: int) -> str:
     return errno.errorcode.get(code, str(code))
+
+
+def watch_rules(paths: list[str], config_path: str | None = None, overrides=(), *,
+                on_error: Callable[[str], None] | None = None,
+                on_reload: Callable[[object], None] | None = None,
+                warn: Callable[[str], None] | None = None, interval: float = 2.0,
+                **load_kwargs) -> ReloadingEngine:
+    """The pipeline's entry point: a started ReloadingEngine over ``paths`` (rules files or
+    directories) and the configuration file, re-reading both (with the same ``-o``
+    overrides) on every change.  ``load_kwargs`` go to RuleEngine.load (tags, disable_tags,
+    disable_substrings, all_events, hostname).  The first load raises RuleError/ConfigError
+    as RuleEngine.load does; later failures keep the running rules."""
+    from ..config import Config
+    from .engine import RuleEngine
+
+    def build(luts: LutCache):
+        cfg = Config.load(config_path, list(overrides))
+        return RuleEngine.load(list(paths), cfg, luts=luts, **load_kwargs)
+    watched = list(paths) + ([config_path] if config_path else [])
+    return ReloadingEngine(build, watched, on_error=on_error, on_reload=on_reload, warn=warn,
+                           interval=interval).start()

@@ -138,3 +138,21 @@ def test_watcher_sees_new_file_in_rules_directory(tmp_path):
         assert _wait(lambda: hits)
     finally:
         w.stop()
+
+
+def test_watch_rules_entry_point(tmp_path):
+    from collector.rules.reload import watch_rules
+    rules = tmp_path / "r.yaml"
+    rules.write_text(RULE.format(name="one", value="bash"))
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("rule_matching: all\n")
+    errors = []
+    eng = watch_rules([str(rules)], str(cfg), ["priority=debug"], on_error=errors.append,
+                      interval=0.1, hostname="h")
+    try:
+        assert eng.engine.first_only is False and eng.engine.hostname == "h"
+        _replace(cfg, "rule_matching: [\n")          # broken config: keep running
+        assert _wait(lambda: eng.failures == 1)
+        assert "c.yaml" in errors[0] and eng.engine.first_only is False
+    finally:
+        eng.stop()
