@@ -97,6 +97,8 @@ class UIServer:
                 ctx.load_cert_chain(settings.tls_certificate, settings.tls_key)
             except (OSError, ssl.SSLError) as e:
                 self.httpd.server_close()
+                if self.owns_store:
+                    self.store.close()
                 raise OutputError(f"web UI: cannot load webui.tls certificate/key: {e}") from None
             self.httpd.socket = ctx.wrap_socket(self.httpd.socket, server_side=True)
         self._thread: threading.Thread | None = None

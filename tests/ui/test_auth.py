@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 
 import pytest
@@ -201,3 +202,31 @@ def test_foreign_cookies_on_the_same_host_do_not_lock_us_out(ui):
     session = c.cookies["falconet_session"]
     c.cookies = {"grafana_session": "x", "weird": '{"a":[1,2]}', "bad key,": "v", "falconet_session": session}
     assert c.get("/api/v1/events/count").status == 200
+
+
+def test_tls_serving_marks_cookies_secure(make_ui, tmp_path):
+    import shutil
+    import ssl
+    import subprocess
+    import urllib.request
+    if not shutil.which("openssl"):
+        pytest.skip("openssl is not installed")
+    key, cert = tmp_path / "k.pem", tmp_path / "c.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj",
+                    "/CN=localhost", "-keyout", str(key), "-out", str(cert)], check=True, capture_output=True)
+    ui = make_ui(tls_certificate=str(cert), tls_key=str(key), listen_address="127.0.0.1")
+    assert ui.url.startswith("https://")
+    ctx = ssl.create_default_context(cafile=str(cert))
+    ctx.check_hostname = False
+    with urllib.request.urlopen(ui.url + "healthz", context=ctx, timeout=10) as r:
+        assert json.loads(r.read()) == {"status": "ok"}
+    with urllib.request.urlopen(urllib.request.Request(ui.url + "login", headers={"Host": "ui.example"}),
+                                context=ctx, timeout=10) as r:
+        assert "Secure" in r.headers["Set-Cookie"]
+
+
+def test_bad_tls_files_are_a_clear_error(make_ui, tmp_path):
+    from collector.errors import OutputError
+    (tmp_path / "x.pem").write_text("nope")
+    with pytest.raises(OutputError, match="cannot load webui.tls"):
+        make_ui(tls_certificate=str(tmp_path / "x.pem"), tls_key=str(tmp_path / "x.pem"))
