@@ -30,12 +30,12 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from collector import native  # noqa: E402
-from collector.config import Config  # noqa: E402
-from collector.rules import RuleEngine  # noqa: E402
-from collector.rules.reference import Evaluator  # noqa: E402
-from collector.sources.synthetic import SyntheticSource  # noqa: E402
-from collector.state.engine import StateEngine  # noqa: E402
+from collector import native
+from collector.config import Config
+from collector.rules import RuleEngine
+from collector.rules.reference import Evaluator
+from collector.sources.synthetic import SyntheticSource
+from collector.state.engine import StateEngine
 
 SHARED = Path(os.environ.get("FALCONET_SHARED", REPO.parent / "shared"))
 STABLE = SHARED / "testdata" / "falco-rules" / "falco_rules.yaml"
@@ -76,12 +76,21 @@ def run_e2e(args, rules, src, raws):
     cols = eng.columns
     t = time.perf_counter()
     num, alerts = 1, 0
+    stages = [0.0, 0.0, 0.0]
     for raw in raws:
+        t0 = time.perf_counter()
         b, _ = dec.decode(raw, num)
         b.boot_ns = src.boot_ns
         num += b.n
-        alerts += len(eng.process(st.enrich(b, cols)))
-    return time.perf_counter() - t, alerts
+        t1 = time.perf_counter()
+        b = st.enrich(b, cols)
+        t2 = time.perf_counter()
+        alerts += len(eng.process(b))
+        t3 = time.perf_counter()
+        stages[0] += t1 - t0
+        stages[1] += t2 - t1
+        stages[2] += t3 - t2
+    return time.perf_counter() - t, alerts, stages
 
 
 def run_reference(eng, batches, limit):
@@ -152,7 +161,9 @@ def main() -> int:
     for _ in range(args.reps):
         dt, alerts = run_rules(eng, batches)
         warm.append(dt)
-    e2e = [run_e2e(args, args.rules, src, raws)[0] for _ in range(args.reps)]
+    e2e_runs = [run_e2e(args, args.rules, src, raws) for _ in range(args.reps)]
+    e2e = [r[0] for r in e2e_runs]
+    stage_rates = [n / statistics.median(r[2][k] for r in e2e_runs) for k in range(3)]
     ref = [run_reference(eng, batches, args.ref_events) for _ in range(max(1, args.reps // 2))]
     ref_rate = statistics.median(done / dt for dt, done, _ in ref)
     rules_rate = n / statistics.median(warm)
@@ -161,11 +172,13 @@ def main() -> int:
     print(f"{'rules':<12} {rules_rate:>18,.0f}  warm tables, {alerts} alerts per pass")
     print(f"{'rules-cold':<12} {n / statistics.median(cold):>18,.0f}  fresh engine")
     print(f"{'e2e':<12} {n / statistics.median(e2e):>18,.0f}  decode + state + rules")
+    for name, rate in zip(("  decode", "  state", "  rules"), stage_rates):
+        print(f"{name:<12} {rate:>18,.0f}  share of e2e (cold engine)")
     print(f"{'reference':<12} {ref_rate:>18,.0f}  scalar, {ref[0][1]} events, {ref[0][2]} matched")
     print(f"{'speedup':<12} {rules_rate / ref_rate:>17.1f}x  rules vs reference")
     try:
         rp = run_replay(args.rules)
-    except Exception as e:  # the .scap reader is another part; report, do not fail the run
+    except Exception as e:  # noqa: BLE001 - the .scap reader is another part; report, do not fail the run
         print(f"{'replay':<12} {'-':>18}  unavailable: {type(e).__name__}: {e}")
         rp = None
     if rp:

@@ -19,8 +19,8 @@ Falco types are kept (``ftype``) so outputs render and JSON-type values as Falco
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 import numpy as np
 
@@ -125,7 +125,7 @@ def _evt_time(batch: EventBatch, arg: str | None) -> Values:
     return Values("int", batch.wall_ns().astype(np.int64))
 
 
-def _arg_slot(et: "abi.EventType", arg: str) -> tuple[str, int] | None:
+def _arg_slot(et: abi.EventType, arg: str) -> tuple[str, int] | None:
     """('a', i) / ('v', i) / ('r', 0) for the return value, or None."""
     if arg.isdigit():
         named = [("a", i) for i, a in enumerate(et.args) if a] + \
@@ -196,8 +196,9 @@ _RES_IDS: dict[int, tuple] = {}
 
 
 def _res_lut(strings) -> np.ndarray:
-    from .errnos import MAX_ERRNO
     import errno as _e
+
+    from .errnos import MAX_ERRNO
     lut = np.zeros(MAX_ERRNO + 1, dtype=np.uint32)
     lut[0] = strings.intern("SUCCESS")
     for code in range(1, MAX_ERRNO + 1):
@@ -233,11 +234,10 @@ for _fd in (
 
 # --- more evt.* fields ---------------------------------------------------------------------
 
-import errno as _errno  # noqa: E402
-import os as _os  # noqa: E402
-import signal as _signal  # noqa: E402
-import socket as _socket  # noqa: E402
-import time as _time  # noqa: E402
+import errno as _errno
+import os as _os
+import signal as _signal
+import socket as _socket
 
 _RET_ALIASES = ("res", "fd", "res_or_fd", "pid", "ret")
 
@@ -482,14 +482,14 @@ for _fd in (
 # Fields computed by the state engine register themselves in collector/state/fields.py.
 # Imported only when that module exists (the state engine is built in parallel); an error
 # inside it is not hidden.
-import importlib.util as _ilu  # noqa: E402
+import importlib.util as _ilu
 
 try:
     _state_spec = _ilu.find_spec("collector.state.fields")
 except ModuleNotFoundError:   # no collector.state package at all
     _state_spec = None
 if _state_spec is not None:
-    from .state import fields as _state_fields  # noqa: E402,F401
+    from .state import fields as _state_fields  # noqa: F401
 
 # evt.is_open_read/_write/_exec are registered by the state fields (collector/state/fields.py);
 # these fallbacks keep them available when the state engine is not installed.

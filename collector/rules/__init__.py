@@ -22,4 +22,4 @@ The pipeline calls::
 from .collector import Msg
 from .engine import IGNORED_EVENT_NAMES, RuleEngine, rules_paths, validate
 
-__all__ = ["RuleEngine", "validate", "Msg", "rules_paths", "IGNORED_EVENT_NAMES"]
+__all__ = ["IGNORED_EVENT_NAMES", "Msg", "RuleEngine", "rules_paths", "validate"]

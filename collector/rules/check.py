@@ -15,8 +15,24 @@ import ipaddress
 import re
 
 from .. import abi, fields
-from .parser import (LIST_OPS, And, Cmp, FieldRef, FieldValue, ListValue, MacroRef, Not, Or,
-                     ParseError, Transform, Value, bare_ok, field_of, parse, quote)
+from .parser import (
+    LIST_OPS,
+    And,
+    Cmp,
+    FieldRef,
+    FieldValue,
+    ListValue,
+    MacroRef,
+    Not,
+    Or,
+    ParseError,
+    Transform,
+    Value,
+    bare_ok,
+    field_of,
+    parse,
+    quote,
+)
 
 STR_TYPES = {"charbuf", "fspath", "fsrelpath", "bytebuf", "string", "dynamic", "list"}
 BOOL_TYPES = {"bool"}

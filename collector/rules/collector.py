@@ -13,7 +13,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from ..alert import Priority
-from .yamlsrc import Pos, YList, YMap, YStr, YamlError, as_bool, load as yaml_load
+from .yamlsrc import Pos, YamlError, YList, YMap, YStr, as_bool
+from .yamlsrc import load as yaml_load
 
 ENGINE_VERSION = (0, 63, 0)      # the Falco rules-engine version whose language we implement
 PROVIDED_PLUGINS = {"container": (0, 6, 0)}   # container.* / k8s.* fields come from state
@@ -47,7 +48,7 @@ class Joined:
         self.pieces = list(pieces)
         self.text = " ".join(str(p) for p in self.pieces)
 
-    def append(self, piece) -> "Joined":
+    def append(self, piece) -> Joined:
         return Joined(self.pieces + [piece])
 
     def offset_pos(self, off: int) -> Pos:

@@ -140,7 +140,7 @@ def validate(paths) -> tuple[list[Msg], list[Msg]]:
     """(errors, warnings) of rules files, for `falconet rules validate`."""
     try:
         _, _, msgs = compile_all(paths)
-    except Exception as e:  # pragma: no cover - a bug, still reported, never a traceback
+    except Exception as e:  # noqa: BLE001  # pragma: no cover - a bug is still reported, never a traceback
         from .yamlsrc import Pos
         return [Msg(Pos(str(paths[0]) if paths else "-", 1, 1), "error", "internal",
                     f"{type(e).__name__}: {e}")], []
@@ -184,7 +184,7 @@ class RuleEngine:
     # --- construction ---
     @classmethod
     def load(cls, paths, cfg, tags=(), disable_tags=(), disable_substrings=(), all_events=False,
-             hostname=None, luts: LutCache | None = None) -> "RuleEngine":
+             hostname=None, luts: LutCache | None = None) -> RuleEngine:
         tags, disable_tags, disable_substrings = list(tags), list(disable_tags), list(disable_substrings)
         if tags and (disable_tags or disable_substrings):
             raise RuleError("you can not specify both disabled (-D/-T) and enabled (-t) rules")
@@ -193,7 +193,7 @@ class RuleEngine:
         except ValueError as e:
             raise RuleError(f"{getattr(cfg, 'source', 'config')}: setting 'priority': {e}") from None
         luts = luts or LutCache()
-        rules, coll, msgs = compile_all(paths, cfg, luts)
+        rules, _coll, msgs = compile_all(paths, cfg, luts)
         errors = [m for m in msgs if m.level == "error"]
         warnings = [m for m in msgs if m.level == "warning"]
         if errors:

@@ -33,7 +33,7 @@ class OutputFormat:
 
     def __init__(self, text: str, pos, time_field: str = "evt.time"):
         self.text = text
-        body = text[1:] if text.startswith("*") else text
+        body = text.removeprefix("*")
         self.pieces: list = []      # str | (key, expr)
         self.exprs: dict = {}       # key -> expr
         last = 0

@@ -47,8 +47,8 @@ class LazyCols(dict):
     def __contains__(self, k) -> bool:
         return dict.__contains__(self, k) or k in self._base
 
-    def get(self, k, default=None):
-        return self[k] if k in self else default
+    def get(self, k, default=None):  # dict.get would bypass __missing__
+        return self[k] if k in self else default  # noqa: SIM401
 
     def _all(self) -> None:
         for k in self._base:
@@ -93,7 +93,7 @@ class Ctx:
     that read 2-D columns (ancestor tables) are extracted once on the whole batch, where
     taking one level is a view, and only the result is gathered."""
 
-    __slots__ = ("batch", "rows", "n", "view", "local", "strings", "full")
+    __slots__ = ("batch", "full", "local", "n", "rows", "strings", "view")
 
     def __init__(self, batch, rows: np.ndarray | None, full: dict | None = None):
         self.batch = batch
@@ -140,7 +140,7 @@ class Lut:
     ``unknown`` marks entries not computed yet; ``absent`` is the entry of id 0 (<NA>).
     """
 
-    __slots__ = ("fn", "dtype", "arr", "strings_ref", "absent", "unknown")
+    __slots__ = ("absent", "arr", "dtype", "fn", "strings_ref", "unknown")
 
     def __init__(self, fn, dtype, unknown, absent):
         self.fn = fn
@@ -218,7 +218,7 @@ def _str_pred(op: str, values: tuple):
         v = values[0]
         return lambda t, S, i: S.get(i).startswith(v)
     if op in ("glob", "iglob"):
-        flags = re.S | (re.I if op == "iglob" else 0)
+        flags = re.DOTALL | (re.IGNORECASE if op == "iglob" else 0)
         rx = re.compile(fnmatch.translate(values[0]), flags)
         if op == "iglob":
             return lambda t, S, i: rx.match(t.lower()) is not None if t.isascii() else \
@@ -362,7 +362,7 @@ class CmpPlan:
     """One comparison.  ``lhs``/``rhs`` field expressions are evaluated to (kind, data,
     valid) per group; the predicate picks its path from the runtime kind."""
 
-    __slots__ = ("c", "luts", "ancestor", "_pred_key", "_nums", "_eq_text")
+    __slots__ = ("_eq_text", "_nums", "_pred_key", "ancestor", "c", "luts")
 
     def __init__(self, c: Cmp, luts: LutCache):
         self.c = c

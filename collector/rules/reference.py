@@ -19,14 +19,13 @@ import re
 
 from .. import fields
 from .check import ANCESTOR_FIELDS, MAX_ANCESTORS, b64
-from .parser import And, Cmp, FieldRef, FieldValue, Not, Or, Transform
-
+from .parser import And, Cmp, FieldRef, Not, Or, Transform
 
 
 class Row:
     """Field values of one event, looked up lazily from per-batch extractions."""
 
-    def __init__(self, ev: "Evaluator", i: int):
+    def __init__(self, ev: Evaluator, i: int):
         self.ev = ev
         self.i = i
 
@@ -229,7 +228,7 @@ def _ip_cmp(op: str, s: str, values) -> bool:
     return (not hit) if op == "!=" else hit
 
 
-def evaluate(ast, batch) -> "list[bool]":
+def evaluate(ast, batch) -> list[bool]:
     """The reference result of a checked condition on every row of a batch."""
     ev = Evaluator(batch)
     return [ev.run(ast, i) for i in range(batch.n)]

@@ -23,8 +23,7 @@ import os
 import select
 import struct
 import threading
-import time
-from typing import Callable
+from collections.abc import Callable
 
 from ..errors import FalconetError
 from .plan import LutCache
@@ -153,7 +152,7 @@ class Watcher:
         self.warn(msg)
         self.mode = "poll"
 
-    def start(self) -> "Watcher":
+    def start(self) -> Watcher:
         self._thread = threading.Thread(target=self._run, name="falconet-rules-watch", daemon=True)
         self._thread.start()
         return self
@@ -195,7 +194,7 @@ class Watcher:
     def _fire(self) -> None:
         try:
             self.on_change()
-        except Exception as e:  # never kill the watcher thread
+        except Exception as e:  # noqa: BLE001 - never kill the watcher thread
             self.warn(f"reload failed: {type(e).__name__}: {e}")
 
 
@@ -223,7 +222,7 @@ class ReloadingEngine:
         self.watcher = Watcher(paths, self.reload, interval=interval, warn=warn,
                                inotify_factory=inotify_factory)
 
-    def start(self) -> "ReloadingEngine":
+    def start(self) -> ReloadingEngine:
         self.watcher.start()
         return self
 

@@ -133,7 +133,7 @@ class _Builder:
             tag = _STD_TAG + "str"
         s = YStr(value)
         s.pos = _pos(self.path, node.start_mark)
-        s.tag = tag[len(_STD_TAG):] if tag.startswith(_STD_TAG) else tag
+        s.tag = tag.removeprefix(_STD_TAG)
         s.style = node.style
         si, ei = node.start_mark.index, node.end_mark.index
         s.raw = self.text[si:ei] if 0 <= si <= ei <= len(self.text) else ""

@@ -6,7 +6,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from stubfields import ensure_state_fields, register_test_fields  # noqa: E402
+from stubfields import ensure_state_fields, register_test_fields
 
 SHARED = Path(os.environ.get("FALCONET_SHARED", Path(__file__).resolve().parents[3] / "shared"))
 OFFICIAL = SHARED / "testdata" / "falco-rules"

@@ -3,8 +3,8 @@ and fires on those behaviours end to end (ABI records -> decode -> state -> rule
 
 from __future__ import annotations
 
-import yaml
 import pytest
+import yaml
 from conftest import REPO, SHARED
 
 from collector import native
@@ -41,7 +41,7 @@ def engine():
 def run(engine, records: bytes) -> list[str]:
     from collector.state.engine import StateEngine
     strings = native.StringTable()
-    batch, stats = native.decode(records, strings)
+    batch, _stats = native.decode(records, strings)
     batch = batch.copy()
     batch.boot_ns = 1_700_000_000 * 10**9
     batch = StateEngine(strings).enrich(batch, engine.columns)

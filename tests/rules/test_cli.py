@@ -54,7 +54,7 @@ def test_list_bundled_rules(capsys):
 def test_fields(capsys):
     assert main(["rules", "fields"]) == 0
     out = capsys.readouterr().out
-    assert re.search(r"^evt\.type\s+charbuf\s+the system call name", out, re.M)
-    assert re.search(r"^evt\.arg\.NAME / \[N\]", out, re.M)
+    assert re.search(r"^evt\.type\s+charbuf\s+the system call name", out, re.MULTILINE)
+    assert re.search(r"^evt\.arg\.NAME / \[N\]", out, re.MULTILINE)
     assert main(["rules", "fields", "--json", "evt.dir"]) == 0
     assert '"name": "evt.dir"' in capsys.readouterr().out

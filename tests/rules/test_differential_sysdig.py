@@ -87,7 +87,7 @@ def falconet_matches(path: str, ast) -> set[int]:
 
 def sysdig_matches(path: str, text: str) -> set[int]:
     r = subprocess.run(["sysdig", "-r", path, "-p", "%evt.num", f"({text}) and evt.dir=<"],
-                       capture_output=True, text=True, timeout=120)
+                       capture_output=True, text=True, timeout=120, check=False)
     assert r.returncode == 0, r.stderr
     return {int(x) for x in r.stdout.split() if x.isdigit()}
 
@@ -111,7 +111,7 @@ def _compare(official, cond: str):
 
 @pytest.mark.parametrize("cond", MACROS + CONDITIONS)
 def test_agrees_with_sysdig(official, cond):
-    diffs, total = _compare(official, cond)
+    diffs, _total = _compare(official, cond)
     assert not diffs, f"{cond}: (capture, only falconet, only sysdig): {diffs}"
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 
 import pytest
-from helpers import engine, msgs, write
+from helpers import engine, msgs
 
 from collector.config import Config
 from collector.errors import RuleError
@@ -15,7 +15,7 @@ LOC = re.compile(r"^.+\.yaml:\d+:\d+: (error|warning): ")
 
 
 def test_official_files_load_with_zero_errors(official):
-    errors, warnings = validate(official)
+    errors, _warnings = validate(official)
     assert errors == [], "\n".join(map(str, errors))
     eng = RuleEngine.load(official, Config.load(None))
     assert len(eng.rules) == 25 + 31 + 37
@@ -35,7 +35,7 @@ def test_official_stable_alone_has_no_warnings(official):
 
 
 def test_yaml_pitfalls(tmp_path):
-    errs, warns = msgs(tmp_path, """\
+    errs, _warns = msgs(tmp_path, """\
         - macro: m
           condition: proc.name = "x"
         - rule: r
@@ -52,13 +52,13 @@ def test_yaml_pitfalls(tmp_path):
                 - [cat, [/etc/a, /etc/b]]
         """)
     assert errs == []
-    eng = engine(tmp_path, open(write(tmp_path, """\
+    eng = engine(tmp_path, """\
         - rule: r
           desc: != after evt.type
           condition: evt.type = open
           output: o
           priority: warning
-        """)).read())
+        """)
     assert eng.rules[0].defn.desc == "!= after evt.type"
     assert eng.rules[0].priority.label == "Warning"
 
@@ -108,17 +108,17 @@ def test_positions_in_folded_conditions(tmp_path):
      "in output: unknown field 'proc.nope'"),
     ("- rule: r\n  desc: d\n  condition: evt.type = open\n  desc: again\n  output: o\n  priority: INFO\n",
      "duplicate key 'desc'"),
-    ("- rule: r\n  desc: d\n  condition: evt.type = open\n  output: o\n  priority: INFO\n"
-     "- rule: r\n  desc: d\n  condition: and x\n  override: {condition: replace, output: append}\n",
+    (("- rule: r\n  desc: d\n  condition: evt.type = open\n  output: o\n  priority: INFO\n"
+      "- rule: r\n  desc: d\n  condition: and x\n  override: {condition: replace, output: append}\n"),
      "an override is defined for 'output' but the item has no such key"),
-    ("- rule: r\n  desc: d\n  condition: evt.type = open\n  output: o\n  priority: INFO\n"
-     "- rule: r\n  condition: and proc.name = x\n  priority: INFO\n  override: {condition: append}\n",
+    (("- rule: r\n  desc: d\n  condition: evt.type = open\n  output: o\n  priority: INFO\n"
+      "- rule: r\n  condition: and proc.name = x\n  priority: INFO\n  override: {condition: append}\n"),
      "unexpected key 'priority': no corresponding entry under 'override' is defined"),
-    ("- rule: r\n  desc: d\n  condition: evt.type = open\n  output: o\n  priority: INFO\n"
-     "- rule: r\n  priority: INFO\n  override: {priority: append}\n",
+    (("- rule: r\n  desc: d\n  condition: evt.type = open\n  output: o\n  priority: INFO\n"
+      "- rule: r\n  priority: INFO\n  override: {priority: append}\n"),
      "key 'priority' cannot be appended to, use 'replace' instead"),
-    ("- rule: r\n  desc: d\n  condition: evt.type = open\n  output: o\n  priority: INFO\n"
-     "- rule: r\n  condition: x\n  append: true\n  override: {condition: append}\n",
+    (("- rule: r\n  desc: d\n  condition: evt.type = open\n  output: o\n  priority: INFO\n"
+      "- rule: r\n  condition: x\n  append: true\n  override: {condition: append}\n"),
      "keys 'override' and 'append: true' cannot be used together"),
     ("- rule: nope\n  condition: and x\n  override: {condition: append}\n",
      "rule has an 'override' key but no rule by that name already exists"),
@@ -128,17 +128,17 @@ def test_positions_in_folded_conditions(tmp_path):
      "key 'items' cannot be replaced, use 'append' instead"),
     ("- macro: m\n  condition: x\n  override: {condition: append}\n",
      "macro has 'append' key or an append override but no macro by that name already exists"),
-    ("- macro: a\n  condition: b\n- macro: b\n  condition: a\n- rule: r\n  desc: d\n"
-     "  condition: evt.type = open and a\n  output: o\n  priority: INFO\n",
+    (("- macro: a\n  condition: b\n- macro: b\n  condition: a\n- rule: r\n  desc: d\n"
+      "  condition: evt.type = open and a\n  output: o\n  priority: INFO\n"),
      "refers to itself"),
     ("- required_engine_version: 9.0.0\n", "rules require engine version 9.0.0"),
     ("- required_plugin_versions:\n  - name: k8saudit\n    version: 0.1.0\n",
      "plugin 'k8saudit' version 0.1.0 is required"),
-    ("- rule: r\n  desc: d\n  condition: evt.type = open\n  output: o\n  priority: INFO\n"
-     "  exceptions:\n  - name: e\n    fields: [proc.name, fd.name]\n    comps: [=]\n    values: [[a, b]]\n",
+    (("- rule: r\n  desc: d\n  condition: evt.type = open\n  output: o\n  priority: INFO\n"
+      "  exceptions:\n  - name: e\n    fields: [proc.name, fd.name]\n    comps: [=]\n    values: [[a, b]]\n"),
      "'fields' and 'comps' must have the same length"),
-    ("- rule: r\n  desc: d\n  condition: evt.type = open\n  output: o\n  priority: INFO\n"
-     "  exceptions:\n  - name: e\n    fields: [proc.name, fd.name]\n    values: [[a]]\n",
+    (("- rule: r\n  desc: d\n  condition: evt.type = open\n  output: o\n  priority: INFO\n"
+      "  exceptions:\n  - name: e\n    fields: [proc.name, fd.name]\n    values: [[a]]\n"),
      "each value must be a list of 2 item(s)"),
     ("- rule: r\n  desc: d\n  condition: fd.name regex '('\n  output: o\n  priority: INFO\n",
      "invalid regular expression"),

@@ -8,8 +8,19 @@ from helpers import batch
 
 from collector.rules.check import CheckError, Expander
 from collector.rules.collector import Collector
-from collector.rules.parser import (MAX_DEPTH, And, Cmp, FieldRef, MacroRef, Not, Or, ParseError,
-                                    Transform, parse, to_text)
+from collector.rules.parser import (
+    MAX_DEPTH,
+    And,
+    Cmp,
+    FieldRef,
+    MacroRef,
+    Not,
+    Or,
+    ParseError,
+    Transform,
+    parse,
+    to_text,
+)
 from collector.rules.plan import Ctx, LutCache, compile_plan
 from collector.rules.reference import evaluate
 

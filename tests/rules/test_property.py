@@ -28,7 +28,6 @@ from collector.rules.parser import parse, quote
 from collector.rules.plan import Ctx, LutCache, compile_plan
 from collector.rules.reference import evaluate
 
-
 WORDS = ["", "a", "ab", "abc", "Bash", "bash", "/etc", "/etc/passwd", "/etc/pam.d/x", "/usr/bin/python3",
          "YmFzaA==", "x y", "ü", "a.c", "10"]
 PATTERNS = ["a*", "*/passwd", "[ab]*", "*", "?a*", "/etc/*", "*.d/*", "A*"]
@@ -110,7 +109,7 @@ condition = st.recursive(
 def batches(draw):
     n = draw(st.integers(1, 24))
     strings = StringTable()
-    ids = lambda k: np.array([strings.intern(WORDS[i]) for i in k], np.uint32)  # noqa: E731
+    ids = lambda k: np.array([strings.intern(WORDS[i]) for i in k], np.uint32)
     windex = st.integers(0, len(WORDS) - 1)
     cols = {}
     b = EventBatch.empty(strings, n)

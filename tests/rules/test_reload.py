@@ -51,7 +51,7 @@ def _replace(path, text):
 
 
 def test_inotify_reload_swaps_rules(tmp_path):
-    path, eng, errors, warns = _reloading(tmp_path)
+    path, eng, _errors, warns = _reloading(tmp_path)
     assert eng.watcher.mode == "inotify" and warns == []
     b = batch([{"type": "openat", "test.s1": "zsh"}])
     eng.start()
@@ -68,7 +68,7 @@ def test_inotify_reload_swaps_rules(tmp_path):
 
 
 def test_broken_change_keeps_old_rules_and_reports(tmp_path):
-    path, eng, errors, warns = _reloading(tmp_path)
+    path, eng, errors, _warns = _reloading(tmp_path)
     eng.start()
     try:
         old = eng.engine
@@ -95,7 +95,7 @@ def test_fallback_to_polling_when_inotify_is_exhausted(tmp_path, where):
         def add(self, path):
             raise InotifyUnavailable(errno.ENOSPC, f"inotify_add_watch({path}): No space left on device")
 
-    path, eng, errors, warns = _reloading(tmp_path, factory=Exhausted)
+    path, eng, _errors, warns = _reloading(tmp_path, factory=Exhausted)
     assert eng.watcher.mode == "poll"
     assert len(warns) == 1 and "falling back to polling" in warns[0]
     assert ("Too many open files" if where == "init" else "No space left") in warns[0]
