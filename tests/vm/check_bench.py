@@ -56,7 +56,8 @@ def summarize(rows: list[dict]) -> dict:
 
 
 def markdown(head: dict, res: dict) -> str:
-    lines = [f"Kernel {head.get('kernel', '?')}, {head.get('cpus', '?')} vCPUs, qemu TCG.",
+    lines = [f"Kernel {head.get('kernel', '?')}, {head.get('cpus', '?')} vCPUs, qemu TCG, "
+             f"clocksource {head.get('clocksource', '?')}, {head.get('reps', '?')} repetitions.",
              "",
              "| workload | baseline ns/syscall | falconet.ko + reader | scap.ko + sysdig -w /dev/null "
              "| falconet added | scap added | ratio | falconet drops (median/max) | scap drops (median/max) |",

@@ -19,7 +19,7 @@ wait_fd() { for i in $(seq 1 300); do ls -l /proc/$1/fd 2>/dev/null | grep -q "$
 cd /
 : > $O/bench.txt
 SCAP=$(ls /lib/modules/$K/updates/dkms/scap.ko* 2>/dev/null | head -1)
-B "kernel=$(uname -r) cpus=$(nproc) reps=$REPS workloads=$WORKLOADS scap=${SCAP:-none}"
+B "kernel=$(uname -r) cpus=$(nproc) clocksource=$(cat /sys/devices/system/clocksource/clocksource0/current_clocksource) reps=$REPS workloads=$WORKLOADS scap=${SCAP:-none}"
 [ -n "$SCAP" ] && command -v sysdig > /dev/null || B "error=no-scap (install falcosecurity-scap-dkms sysdig)"
 
 for rep in $(seq 1 $REPS); do

@@ -11,7 +11,8 @@
 #   demo   record tests/data/demo.fcap from a realistic session (event-generator behaviours).
 #
 # Environment: FALCONET_VM_WORK (scratch dir, default /tmp/falconet-vm), FALCONET_VM_TIMEOUT
-# (seconds for qemu, default 420), FALCONET_VM_NOINSTALL=1 (skip apt-get).
+# (seconds for qemu, default 420), FALCONET_VM_NOINSTALL=1 (skip apt-get),
+# FALCONET_VM_APPEND (extra kernel command line, e.g. "tsc=reliable").
 # Exit status: 0 pass, 1 checks failed, 2 could not run (what is missing is printed).
 set -euo pipefail
 MODE=${1:-test}
@@ -101,7 +102,7 @@ T1=$(date +%s)
 set +e
 timeout "$TIMEOUT" qemu-system-x86_64 -accel tcg -cpu max -smp 2 -m 2048 -nographic -no-reboot \
   -kernel "$VMLINUX" -initrd "$WORK/initramfs.cpio.gz" \
-  -append "console=ttyS0 panic=-1 quiet loglevel=4 preempt=full falconet.script=guest_$MODE.sh" \
+  -append "console=ttyS0 panic=-1 quiet loglevel=4 preempt=full falconet.script=guest_$MODE.sh ${FALCONET_VM_APPEND:-}" \
   -virtfs local,path=/,mount_tag=hostroot,security_model=none,readonly=on,multidevs=remap \
   -virtfs local,path="$WORK/out",mount_tag=out,security_model=none \
   < /dev/null > "$WORK/out/serial.log" 2>&1
