@@ -245,7 +245,9 @@ class RuleEngine:
         if len(self._groups) == 1:
             order, bounds = sel, [0, len(sel)]
         else:
-            perm = np.argsort(gsel, kind="stable")
+            # small integer keys: numpy's stable sort is a radix sort for 8/16-bit types
+            key = gsel.astype(np.uint8 if len(self._groups) < 256 else np.uint16)
+            perm = np.argsort(key, kind="stable")
             order = sel[perm]
             counts = np.bincount(gsel, minlength=len(self._groups))
             bounds = np.concatenate(([0], np.cumsum(counts))).tolist()

@@ -72,7 +72,7 @@ class OutputFormat:
                    for p in self.pieces]
         outputs = ["".join(parts) for parts in zip(*columns)]
         keys = list(cells) + [self.time_field]
-        ts = batch.wall_ns()[rows].tolist()
+        ts = (batch.cols["ts"][rows] + np.uint64(batch.boot_ns)).tolist()
         jcols = [[c[1] for c in cells[k]] for k in keys[:-1]] + [ts]
         tags = tuple(rule.tags)
         name, prio, source = rule.name, rule.priority, rule.source
