@@ -677,3 +677,51 @@ int state_begin_batch(struct fnet_state *s)
 	tables_reset(s);
 	return s->oom ? -1 : 0;
 }
+
+/* ---- gathers ---------------------------------------------------------------------------------- */
+
+#define GATHER_BLOCK 256	/* events per block: columns stay hot, indices are read once */
+
+void fnet_gather(uint32_t n, const uint32_t *idx, uint32_t ncols,
+		 const struct fnet_gather_col *cols)
+{
+	for (uint32_t b = 0; b < n; b += GATHER_BLOCK) {
+		uint32_t e = n - b < GATHER_BLOCK ? n : b + GATHER_BLOCK;
+
+		for (uint32_t k = 0; k < ncols; k++) {
+			const struct fnet_gather_col *c = &cols[k];
+
+			switch (c->width) {
+			case 1:
+				for (uint32_t i = b; i < e; i++)
+					c->dst[i] = c->src[idx[i]];
+				break;
+			case 2:
+				for (uint32_t i = b; i < e; i++)
+					((uint16_t *)c->dst)[i] = ((const uint16_t *)c->src)[idx[i]];
+				break;
+			case 4:
+				for (uint32_t i = b; i < e; i++)
+					((uint32_t *)c->dst)[i] = ((const uint32_t *)c->src)[idx[i]];
+				break;
+			case 8:
+				for (uint32_t i = b; i < e; i++)
+					((uint64_t *)c->dst)[i] = ((const uint64_t *)c->src)[idx[i]];
+				break;
+			default: {
+				uint32_t w = c->width / 4;	/* 2-D rows: words */
+				const uint32_t *src = (const uint32_t *)c->src;
+				uint32_t *dst = (uint32_t *)c->dst;
+
+				for (uint32_t i = b; i < e; i++) {
+					const uint32_t *r = src + (size_t)idx[i] * w;
+					uint32_t *o = dst + (size_t)i * w;
+
+					for (uint32_t j = 0; j < w; j++)
+						o[j] = r[j];
+				}
+			}
+			}
+		}
+	}
+}

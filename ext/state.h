@@ -204,6 +204,18 @@ uint32_t fnet_state_nfds(const struct fnet_state *s);
 
 void fnet_state_get_stats(const struct fnet_state *s, struct fnet_state_stats *out);
 
+/* Expand per-version columns to per-event columns in one pass over the events:
+ * cols[k].dst[i] = cols[k].src[idx[i]], elements of cols[k].width bytes (1, 2, 4, 8 or a
+ * multiple of 4 for 2-D columns).  The numpy twin is one take() per column. */
+struct fnet_gather_col {
+	const uint8_t *src;
+	uint8_t *dst;
+	uint32_t width;
+	uint32_t _pad;
+};
+void fnet_gather(uint32_t n, const uint32_t *idx, uint32_t ncols,
+		 const struct fnet_gather_col *cols);
+
 /* Helpers shared with tests: container id (12 chars) from a cgroup text, 0 if none. */
 uint32_t fnet_container_id(const uint8_t *cg, uint32_t len, uint8_t *out12);
 /* END CDEF */

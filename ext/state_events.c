@@ -674,7 +674,7 @@ int fnet_state_process(struct fnet_state *s, const struct fnet_state_in *in,
 
 			if (k == K_CREAT)
 				flags |= 01101;	/* O_CREAT | O_WRONLY | O_TRUNC */
-			fdnum = ret;
+			fdnum = ret >= 0 ? ret : -1;	/* libsinsp: a failed open has fd -1 */
 			f.type = ((flags & O_DIRECTORY_) && !(flags & O_TMPFILE_)) ? FNET_FD_DIRECTORY
 										: FNET_FD_FILE;
 			f.nameraw = in->v[0][i];

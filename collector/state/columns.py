@@ -171,42 +171,137 @@ def is_state_column(name: str) -> bool:
     return name in PROC_COLUMNS or name in FD_COLUMNS or _ANC.match(name) is not None
 
 
-def _fd_column(c: Ctx, name: str) -> np.ndarray:
+def _fd_per_version(c: Ctx, name: str) -> np.ndarray:
+    """An fd column per fd version (gathered with fv)."""
     f = c.fvt
-    fv = c.fv
-    if name == "fd_num":
-        return np.where(c.fdnum == M.NO_FD, NA_INT, c.fdnum)
-    if name == "fd_name_changed":
-        return (c.evflags & 1).astype(bool)
     if name == "fd_vflags":
-        return np.ascontiguousarray(f["flags"]).take(fv)
+        return f["flags"]
     if name in ("fd_name", "fd_nameraw", "fd_directory", "fd_filename", "fd_type",
                 "fd_l4proto", "fd_oflags", "fd_cip", "fd_sip"):
-        return np.ascontiguousarray(f[name[3:]]).take(fv)
+        return f[name[3:]]
     if name in ("fd_cport", "fd_sport"):
         ip = f[name[3] + "ip"]
-        return np.where(ip != 0, f[name[3:]].astype(np.int64), NA_INT).take(fv)
+        return np.where(ip != 0, f[name[3:]].astype(np.int64), NA_INT)
     server = (f["flags"] & M.FV_SERVER) != 0
     if name in ("fd_lip", "fd_rip"):
         local = name == "fd_lip"
-        return np.where(server == local, f["sip"], f["cip"]).take(fv)
+        return np.where(server == local, f["sip"], f["cip"])
     if name in ("fd_lport", "fd_rport"):
         local = name == "fd_lport"
         ip = np.where(server == local, f["sip"], f["cip"])
         port = np.where(server == local, f["sport"], f["cport"]).astype(np.int64)
-        return np.where(ip != 0, port, NA_INT).take(fv)
+        return np.where(ip != 0, port, NA_INT)
     raise KeyError(name)
+
+
+def _gather_c(idx: np.ndarray, pairs: list[tuple[np.ndarray, np.ndarray]]) -> None:
+    from .. import native as _nat
+    ffi, lib = _nat._native.ffi, _nat._native.lib
+    cols = ffi.new("struct fnet_gather_col[]", len(pairs))
+    for k, (src, dst) in enumerate(pairs):
+        cols[k].src = ffi.cast("uint8_t *", src.ctypes.data)
+        cols[k].dst = ffi.cast("uint8_t *", dst.ctypes.data)
+        cols[k].width = src.itemsize * int(np.prod(src.shape[1:], dtype=np.int64))
+    lib.fnet_gather(len(idx), ffi.cast("uint32_t *", idx.ctypes.data), len(pairs), cols)
+
+
+def _gather(idx: np.ndarray, tables: dict[str, np.ndarray], out: dict) -> None:
+    """out[name] = tables[name][idx] for every name (one C pass, or numpy take)."""
+    from .. import native as _nat
+    pairs = []
+    for name, t in tables.items():
+        t = np.ascontiguousarray(t)
+        dst = np.empty((len(idx),) + t.shape[1:], t.dtype)
+        out[name] = dst
+        pairs.append((t, dst))
+    if not pairs:
+        return
+    if _nat.BACKEND == "c" and len(idx):
+        _gather_c(np.ascontiguousarray(idx, np.uint32), pairs)
+    else:
+        ix = idx.astype(np.intp)
+        for t, dst in pairs:
+            np.take(t, ix, axis=0, out=dst)
 
 
 def compute(c: Ctx, names) -> dict[str, np.ndarray]:
     out: dict[str, np.ndarray] = {}
-    pv = c.pv.astype(np.intp)          # one conversion, not one per gather
-    fv = c.fv.astype(np.intp)
-    c.fv = fv
+    ptab: dict[str, np.ndarray] = {}
+    ftab: dict[str, np.ndarray] = {}
     for name in names:
-        if name.startswith("fd_"):
-            out[name] = _fd_column(c, name)
+        if name == "fd_num":
+            out[name] = np.where(c.fdnum == M.NO_FD, NA_INT, c.fdnum)
+        elif name == "fd_name_changed":
+            out[name] = (c.evflags & 1).astype(bool)
+        elif name.startswith("fd_"):
+            ftab[name] = _fd_per_version(c, name)
         else:
-            t = _per_version(c, name)
-            out[name] = t.take(pv, axis=0)
-    return out
+            ptab[name] = _per_version(c, name)
+    _gather(c.pv, ptab, out)
+    _gather(c.fv, ftab, out)
+    return {n: out[n] for n in names}
+
+
+class LazyColumns(dict):
+    """A batch's column dict whose state columns are computed on first access.
+
+    The requested state columns are listed (``in``, ``keys()``, ``len()`` see them) but only
+    gathered when read, so the rules engine pays for the columns it touches (outputs of rules
+    that did not fire never are).  Iterating (``items()``, ``values()``, ``copy()`` ...)
+    computes everything first, so ``EventBatch.take/copy/concat`` behave as with eager
+    columns.  The batch's version tables are kept until the dict goes away.
+    """
+
+    __slots__ = ("_ctx", "_pending")
+
+    def __init__(self, base: dict, ctx: Ctx, names) -> None:
+        super().__init__(base)
+        self._ctx = ctx
+        self._pending = [n for n in dict.fromkeys(names) if n not in base]
+
+    def __missing__(self, key):
+        if key in self._pending:
+            self.materialize([key])
+            return dict.__getitem__(self, key)
+        raise KeyError(key)
+
+    def materialize(self, keys=None) -> None:
+        want = self._pending if keys is None else [k for k in keys if k in self._pending]
+        if want:
+            self.update(compute(self._ctx, want))
+            self._pending = [k for k in self._pending if k not in want]
+
+    def __contains__(self, key) -> bool:
+        return dict.__contains__(self, key) or key in self._pending
+
+    def get(self, key, default=None):
+        try:
+            return self[key]
+        except KeyError:
+            return default
+
+    def __len__(self) -> int:
+        return dict.__len__(self) + len(self._pending)
+
+    def __iter__(self):
+        self.materialize()
+        return dict.__iter__(self)
+
+    def keys(self):
+        self.materialize()
+        return dict.keys(self)
+
+    def values(self):
+        self.materialize()
+        return dict.values(self)
+
+    def items(self):
+        self.materialize()
+        return dict.items(self)
+
+    def copy(self) -> dict:
+        self.materialize()
+        return dict(dict.items(self))
+
+    def __reduce__(self):
+        return (dict, (self.copy(),))

@@ -41,8 +41,10 @@ def _make_core(strings, backend: str | None, **caps):
 class StateEngine:
     def __init__(self, strings, snapshot: dict | None = None, *, max_procs: int = 65536,
                  max_threads: int = 262144, max_fds: int = 1 << 20, max_fd_num: int = 65535,
-                 host_users: bool = False, backend: str | None = None) -> None:
+                 host_users: bool = False, backend: str | None = None,
+                 lazy: bool = True) -> None:
         self.strings = strings
+        self.lazy = lazy
         self.core = _make_core(strings, backend, max_procs=max_procs, max_threads=max_threads,
                                max_fds=max_fds, max_fd_num=max_fd_num)
         self.backend = "c" if type(self.core).__name__ == "CCore" else "pure"
@@ -162,7 +164,9 @@ class StateEngine:
     # -- batches ---------------------------------------------------------------------------
     def enrich(self, batch: EventBatch, columns=None) -> EventBatch:
         """The batch with state columns added (all defaults, or only the state columns named
-        in ``columns``; other names are ignored)."""
+        in ``columns``; other names are ignored).  With ``lazy`` (default) the columns are
+        gathered on first access (collector.state.columns.LazyColumns); the state itself is
+        always advanced here, in order."""
         if self._host_users:
             self._refresh_users()
         pv, fv, fdnum, evf, pvt, fvt = self.core.process(batch.cols)
@@ -172,9 +176,13 @@ class StateEngine:
         else:
             names = [c for c in columns if C.is_state_column(c)]
         ctx = C.Ctx(pv, fv, fdnum, evf, pvt, fvt, self.core.intern, self.users, self.groups)
-        cols = dict(batch.cols)
-        cols.update(C.compute(ctx, names))
-        return EventBatch(cols, batch.strings, batch.boot_ns, batch.source)
+        if not self.lazy:
+            cols = dict(batch.cols)
+            cols.update(C.compute(ctx, names))
+            return EventBatch(cols, batch.strings, batch.boot_ns, batch.source)
+        out = EventBatch(dict(batch.cols), batch.strings, batch.boot_ns, batch.source)
+        out.cols = C.LazyColumns(out.cols, ctx, names)
+        return out
 
     def stats(self) -> dict:
         st = self.core.stats()

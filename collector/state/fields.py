@@ -68,7 +68,7 @@ k8s.ns.name | charbuf | container_id | <NA>: no Kubernetes metadata
 k8s.pod.name | charbuf | container_id | <NA>: no Kubernetes metadata
 k8s.pod.uid | charbuf | container_id | <NA>: no Kubernetes metadata
 k8s.pod.labels | charbuf | container_id | <NA>: no Kubernetes metadata
-fd.num | int64 | fd_num | the fd the event uses or creates (open: the return value, even < 0)
+fd.num | int64 | fd_num | the fd the event uses or creates (-1 for a failed open, as libsinsp)
 fd.name | charbuf | fd_name | file path (absolute), "cip:cport->sip:sport", unix path
 fd.nameraw | charbuf | fd_nameraw | the path as the process passed it
 fd.directory | charbuf | fd_directory | dirname of a file fd, the path of a directory fd

@@ -54,7 +54,7 @@ class PureCore(PureTables):
             dirfd = a0 if k == K_OPENAT else AT_FDCWD
             if k == K_CREAT:
                 flags |= 0o1101
-            fdnum = ret
+            fdnum = ret if ret >= 0 else -1
             typ = M.FD_DIRECTORY if flags & O_DIRECTORY and not flags & O_TMPFILE else M.FD_FILE
             name = self.resolve_path(p, dirfd, vs[0]) if self._empty(vs[1]) else vs[1]
             f = self.split_dir(_fv(type=typ, nameraw=vs[0], name=name, oflags=flags & 0xFFFFFFFF))

@@ -268,3 +268,26 @@ def test_stats_counts():
     eng = StateEngine(__import__("collector.native").native.StringTable(), SNAP)
     st = eng.stats()
     assert st["procs"] == 1 and st["threads"] == 1
+
+
+def test_lazy_columns_equal_eager_and_survive_take(backend):
+    import numpy as np
+
+    from collector import native
+    s = chain(5)
+    strings = native.StringTable()
+    batch, _ = native.decode(bytes(s.buf), strings)
+    lazy = StateEngine(strings, SNAP, backend=backend)
+    eager = StateEngine(strings, SNAP, backend=backend, lazy=False)
+    first = batch.take(np.arange(0, 5))
+    rest = batch.take(np.arange(5, batch.n))
+    lazy.enrich(first)                                     # never read: state still advances
+    eager.enrich(first)
+    bl, be = lazy.enrich(rest), eager.enrich(rest)
+    assert "proc_aname_all" in bl.cols and len(bl.cols) == len(be.cols)
+    assert dict.__contains__(bl.cols, "proc_name") is False   # not computed yet
+    for k in ("proc_name", "proc_aname_all", "fd_name", "user_uid"):
+        assert np.array_equal(bl.cols[k], be.cols[k]), k
+    t = bl.take(np.array([0, 2]))                          # iterates: computes the rest
+    assert set(t.cols) == set(be.cols)
+    assert np.array_equal(t.cols["proc_cmdline"], be.cols["proc_cmdline"][[0, 2]])

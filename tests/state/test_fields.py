@@ -96,7 +96,7 @@ def test_workload_values_as_falco_shows_them(backend):
     assert val("fd.ip", 7) == [None, "8.8.8.8"] and val("fd.sip", 7) == "8.8.8.8"
     assert val("fd.name", 9) == "/root/passwd" and val("fd.nameraw", 9) == "etc/../passwd"
     assert val("fd.directory", 9) == "/root" and val("fd.filename", 9) == "passwd"
-    assert val("fd.num", 10) == -2 and val("fd.name", 10) == "/nonexistent/x"
+    assert val("fd.num", 10) == -1 and val("fd.name", 10) == "/nonexistent/x"
     assert val("fd.type", 11) == "memfd" and val("fd.name", 11) == "payload"
     assert val("proc.is_exe_upper_layer", 4) is None
     assert val("proc.is_exe_upper_layer", 1) is False
