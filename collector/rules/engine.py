@@ -9,7 +9,7 @@ Event handling is Falco's: rules are indexed by the event types they can match, 
 is split by type once (types that share the same rule list share one group).  Enter records
 (``dir`` column = 1, from .scap captures) are not shown to rules, as libsinsp no longer
 passes syscall enter events to the filter engine, so a rule sees each call once.  Without
-``-A``, the event types Falco's event table flags ``EF_DROP_SIMPLE_CONS`` are skipped.
+``-A``, Falco's high-volume I/O event types (``IGNORED_EVENT_NAMES``) are skipped.
 ``rule_matching: first`` lets only the first matching rule (load order) fire per event.
 """
 
@@ -29,10 +29,18 @@ from .collector import Collector, Msg, RuleDef
 from .output import OutputFormat, suggested_suffix
 from .plan import Ctx, LutCache, compile_plan
 
-# Falco's EF_DROP_SIMPLE_CONS event types that exist in Falconet's event table: skipped
-# unless -A (Falco's "ignored events", `falco -i`).
-IGNORED_EVENT_NAMES = ("fcntl", "mprotect", "getpid")
+# Falco's ignored syscalls without -A (falco::app::ignored_sc_set(): libsinsp's io_sc_set(),
+# the EC_IO_READ/EC_IO_WRITE calls, minus sinsp_state_sc_set(), the EF_MODIFIES_STATE ones),
+# as derived from libs' event table.  None of them is in Falconet's event table today
+# (sendto/sendmsg/recvfrom/recvmsg modify state, so Falco keeps them), so -A changes nothing
+# yet; the mechanism is kept for when the table grows.
+IGNORED_EVENT_NAMES = ("pread", "preadv", "pwrite", "pwritev", "read", "readv", "recv", "send",
+                       "sendfile", "write", "writev")
 IGNORED_TYPES = frozenset(abi.BY_NAME[n].num for n in IGNORED_EVENT_NAMES if n in abi.BY_NAME)
+
+
+def _ignored_types() -> frozenset:
+    return IGNORED_TYPES
 
 
 @dataclass
@@ -157,7 +165,7 @@ class RuleEngine:
         self.hostname = hostname
         self.luts = luts
         self.first_only = str(cfg.get("rule_matching", "first")).lower() != "all"
-        ignored = frozenset() if all_events else IGNORED_TYPES
+        ignored = frozenset() if all_events else _ignored_types()
         self.event_types: set[int] = set().union(*(r.types for r in enabled)) - ignored if enabled \
             else set()
         # type -> group of types sharing one ordered rule list
@@ -187,7 +195,7 @@ class RuleEngine:
              hostname=None, luts: LutCache | None = None) -> RuleEngine:
         tags, disable_tags, disable_substrings = list(tags), list(disable_tags), list(disable_substrings)
         if tags and (disable_tags or disable_substrings):
-            raise RuleError("you can not specify both disabled (-D/-T) and enabled (-t) rules")
+            raise RuleError("You can not specify both disabled (-D/-T) and enabled (-t) rules")
         try:
             min_prio = Priority.parse(str(cfg.get("priority", "debug")))
         except ValueError as e:
@@ -218,7 +226,7 @@ class RuleEngine:
             fields.HOSTNAME = hostname
         eng = cls(rules, enabled, cfg, all_events, hostname, warnings, luts)
         if not all_events:
-            hit = sorted(abi.BY_NUM[t].falco for t in IGNORED_TYPES
+            hit = sorted(abi.BY_NUM[t].falco for t in _ignored_types()
                          if any(t in r.types and r.types != ALL_TYPES for r in enabled))
             if hit:
                 from .yamlsrc import Pos

@@ -47,7 +47,21 @@ def names(eng):
     return [r.name for r in eng.enabled]
 
 
-def test_defaults_first_match_and_ignored_events(tmp_path):
+@pytest.fixture
+def getpid_ignored(monkeypatch):
+    """Falconet's table has none of Falco's ignored I/O calls; pretend getpid is one to
+    exercise the -A mechanism."""
+    from collector.rules import engine as E
+    monkeypatch.setattr(E, "IGNORED_TYPES", frozenset({abi.BY_NAME["getpid"].num}))
+
+
+def test_falco_ignored_io_calls_are_not_in_the_event_table():
+    from collector.rules.engine import IGNORED_EVENT_NAMES, IGNORED_TYPES
+    assert "read" in IGNORED_EVENT_NAMES and "sendto" not in IGNORED_EVENT_NAMES
+    assert IGNORED_TYPES == frozenset()
+
+
+def test_defaults_first_match_and_ignored_events(tmp_path, getpid_ignored):
     eng = engine(tmp_path, RULES)
     assert names(eng) == ["shell a", "shell b", "pid probe"]
     assert abi.BY_NAME["getpid"].num not in eng.event_types
@@ -56,7 +70,7 @@ def test_defaults_first_match_and_ignored_events(tmp_path):
     assert got == [("a bash", "shell a"), ("b bad", "shell b")]
 
 
-def test_all_events_and_rule_matching_all(tmp_path):
+def test_all_events_and_rule_matching_all(tmp_path, getpid_ignored):
     eng = engine(tmp_path, RULES, "rule_matching=all", all_events=True)
     assert abi.BY_NAME["getpid"].num in eng.event_types
     got = [a.rule for a in eng.process(_b())]
@@ -76,8 +90,10 @@ def test_disable_tags_and_substrings(tmp_path):
 
 
 def test_tags_with_disable_is_an_error(tmp_path):
-    with pytest.raises(RuleError, match="both disabled"):
+    with pytest.raises(RuleError, match=r"You can not specify both disabled \(-D/-T\) and enabled \(-t\) rules"):
         engine(tmp_path, RULES, tags=["shell"], disable_tags=["x"])
+    with pytest.raises(RuleError, match="both disabled"):
+        engine(tmp_path, RULES, tags=["shell"], disable_substrings=["x"])
 
 
 @pytest.mark.parametrize("prio, expect", [
