@@ -18,6 +18,13 @@ out parameters and 0 is a valid value; ``ts`` is nanoseconds since the epoch (``
 (a second section header after events) continues as Falco does: the new section's metadata
 is merged into ``snapshot`` (``sections`` in the stats counts them).
 
+Semantics (see ``scap_convert`` for the whole table): enter and exit events are both rows,
+as Falco evaluates old captures; an exit row also carries the arguments only its enter event
+had; a child's clone exit is preceded by a PROC_FORK row (same ``num``) built from it, the
+lifecycle record the live driver writes and the state engine expects; generic syscall events
+are named by their syscall code; a thread never seen gets its tid as pid (as libsinsp does).
+A batch holds up to ``batch_events + 1`` rows (an event may make two).
+
 Events of types Falconet does not model are counted per type (``skipped``, reported in the
 replay summary) and never converted.  Damage (bad magic, impossible lengths, truncation,
 corrupted gzip) ends the source with one CaptureError naming the byte offset in the
@@ -142,12 +149,12 @@ class CWalker:
         self.lib.fnet_scap_seed(self.s, self.ffi.cast("int64_t *", t.ctypes.data),
                                 self.ffi.cast("int64_t *", p.ctypes.data), len(t))
 
-    def walk(self, buf: bytearray, start: int, first_num: int, row0: int):
-        """Convert event blocks of buf[start:]; returns (status, consumed, need, events, rows,
-        err_offset, err_message) with offsets relative to ``start``."""
+    def walk(self, buf: bytearray, start: int, end: int, first_num: int, row0: int):
+        """Convert event blocks of buf[start:end]; returns (status, consumed, need, events,
+        rows, err_offset, err_message) with offsets relative to ``start``."""
         ffi, r = self.ffi, self._res
         with ffi.from_buffer(buf) as p:
-            self.lib.fnet_scap_walk(self.s, p + start, len(buf) - start, first_num, self._ccols,
+            self.lib.fnet_scap_walk(self.s, p + start, end - start, first_num, self._ccols,
                                     row0, ffi.cast("uint64_t *", self.skipped.ctypes.data), r)
         msg = ffi.string(r.err).decode("utf-8", "replace") if r.status == ERROR else ""
         return r.status, r.consumed, r.need, r.events, r.rows, r.err_offset, msg
@@ -396,7 +403,7 @@ class ScapSource(Source):
                     self._skip_block(code, total)
                 continue
             status, consumed, need, events, rows, eoff, msg = self._walker.walk(
-                w.buf, w.pos, self.scap_events + 1, rows)
+                w.buf, w.pos, w.end, self.scap_events + 1, rows)
             start = w.offset
             w.skip(consumed)
             self.scap_events += events

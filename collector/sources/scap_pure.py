@@ -19,10 +19,34 @@ import struct
 import numpy as np
 
 from .. import abi
-from .scap_convert import (F_ENTER, F_EXIT_THREAD, F_FORKX, F_GENERIC, F_LARGE, F_PAIR, F_PIDSRC, K_ARGS, K_BYTES,
-                           K_CLONEFLAGS, K_EXE, K_HI32, K_INT, K_LO32, K_OFLAGS, K_RET,
-                           K_SOCKADDR, K_STR, K_TUPLE_IN, K_TUPLE_OUT, MAXP, NO_SLOT, PT_SIGNED,
-                           cloneflags_to_kernel, oflags_to_kernel, spec)
+from .scap_convert import (
+    F_ENTER,
+    F_EXIT_THREAD,
+    F_FORKX,
+    F_GENERIC,
+    F_LARGE,
+    F_PAIR,
+    F_PIDSRC,
+    K_ARGS,
+    K_BYTES,
+    K_CLONEFLAGS,
+    K_EXE,
+    K_HI32,
+    K_INT,
+    K_LO32,
+    K_OFLAGS,
+    K_RET,
+    K_SOCKADDR,
+    K_STR,
+    K_TUPLE_IN,
+    K_TUPLE_OUT,
+    MAXP,
+    NO_SLOT,
+    PT_SIGNED,
+    cloneflags_to_kernel,
+    oflags_to_kernel,
+    spec,
+)
 
 NEED_MORE, FULL, OTHER_BLOCK, ERROR = 0, 1, 2, 3
 EV_BLOCKS = {0x204: (0, 0, 0), 0x8010ABCD: (0, 0, 0), 0x216: (1, 0, 0), 0x221: (1, 0, 1),
@@ -85,12 +109,12 @@ class PureWalker:
     def counters(self) -> dict:
         return {**self.cnt, "threads": len(self.threads)}
 
-    def walk(self, buf: bytearray, start: int, first_num: int, row0: int):
+    def walk(self, buf: bytearray, start: int, end: int, first_num: int, row0: int):
         evs: list[tuple] = []
         cap = self.cols.cap
         status, consumed, need, eoff, msg = NEED_MORE, 0, 0, 0, ""
         try:
-            status, consumed, need = self._scan(buf, start, cap - 1 - row0, evs)
+            status, consumed, need = self._scan(buf, start, end, cap - 1 - row0, evs)
         except _Fail as f:
             status, eoff, msg = ERROR, f.offset, f.message
             consumed = f.consumed  # type: ignore[attr-defined]
@@ -98,11 +122,12 @@ class PureWalker:
         return status, consumed, need, len(evs), row0 + rows, eoff, msg
 
     # -- phase 1: walk blocks and parameter offsets (the only per-event Python) -------------
-    def _scan(self, buf: bytearray, start: int, room: int, evs: list) -> tuple[int, int, int]:
+    def _scan(self, buf: bytearray, start: int, end: int, room: int,
+              evs: list) -> tuple[int, int, int]:
         sp = self.sp
         ntypes, fnet, flags, tabn, generic = sp.ntypes, sp.fnet, sp.flags, sp.nparams, sp.generic
         procp = sp.procparam
-        n = len(buf) - start
+        n = end - start
         pos = 0
         rows = 0
         while True:

@@ -69,6 +69,20 @@ class ByteStream:
         self.produced += len(data)
         return data
 
+    def readinto(self, mv: memoryview) -> int:
+        """Fill ``mv`` as far as the stream allows; 0 only at the end."""
+        if not self.gzip and not self._pending and self._error is None:
+            if self._eof:
+                return 0
+            got = self.f.readinto(mv) or 0
+            if got == 0:
+                self._eof = True
+            self.produced += got
+            return got
+        data = self.read(len(mv))
+        mv[:len(data)] = data
+        return len(data)
+
     def _inflate(self, n: int, out: list[bytes]) -> int:
         got = 0
         d = self._d
@@ -108,13 +122,18 @@ class ByteStream:
 
 
 class Window:
-    """Unconsumed stream bytes: ``buf[pos:]`` starts at stream offset ``base + pos``."""
+    """Unconsumed stream bytes: ``buf[pos:end]`` starts at stream offset ``base + pos``.
 
-    def __init__(self, stream: ByteStream, read_size: int = 4 << 20):
+    ``buf`` is a fixed-capacity ``bytearray`` filled in place (``readinto`` for plain files,
+    one copy of the inflated bytes for gzip); a refill moves only the unconsumed tail (less
+    than one block) to the front.  It grows only for a block larger than the capacity.
+    """
+
+    def __init__(self, stream: ByteStream, capacity: int = 8 << 20):
         self.s = stream
-        self.read_size = read_size
-        self.buf = bytearray()
+        self.buf = bytearray(capacity)
         self.pos = 0
+        self.end = 0
         self.base = 0
         self.eof = False
 
@@ -124,27 +143,25 @@ class Window:
         return self.base + self.pos
 
     def avail(self) -> int:
-        return len(self.buf) - self.pos
+        return self.end - self.pos
 
     def ensure(self, n: int) -> int:
         """Try to have n bytes available; returns how many are (less only at the end)."""
-        while len(self.buf) - self.pos < n and not self.eof:
-            if self.pos and (self.pos > len(self.buf) // 2 or self.pos > (64 << 20)):
-                del self.buf[:self.pos]
+        while self.end - self.pos < n and not self.eof:
+            rem = self.end - self.pos
+            if self.pos:
+                self.buf[:rem] = self.buf[self.pos:self.end]
                 self.base += self.pos
-                self.pos = 0
-            want = max(self.read_size, n - (len(self.buf) - self.pos))
-            data = self.s.read(want)
-            if not data:
+                self.pos, self.end = 0, rem
+            if n > len(self.buf):
+                self.buf.extend(bytes(n - len(self.buf)))
+            with memoryview(self.buf) as mv:
+                got = self.s.readinto(mv[self.end:])
+            if not got:
                 self.eof = True
                 break
-            self.buf += data
-        return len(self.buf) - self.pos
-
-    def take(self, n: int) -> bytes:
-        b = bytes(self.buf[self.pos:self.pos + n])
-        self.pos += n
-        return b
+            self.end += got
+        return self.end - self.pos
 
     def skip(self, n: int) -> None:
         self.pos += n
