@@ -154,9 +154,12 @@ def main() -> None:
         rows["sysdig-filter"] = timed(["sysdig", "-r", str(out), "-p", FMT, filt], reps=args.reps)
     if "falconet" not in skip:
         rows["falconet"] = timed(py + ["replay", "-r", str(STABLE), str(out)], reps=args.reps)
+    nrows = None
     for backend in ("c", "pure"):
         if f"reader-{backend}" not in skip:
             rows[f"reader-{backend}"], nrows = reader(out, backend, args.reps)
+    if nrows is not None:
+        print(f"rows (events of modelled types, enter and exit): {nrows}")
     print(f"\nmachine: {platform.machine()} {os.cpu_count()} CPUs, Python "
           f"{platform.python_version()}, load {os.getloadavg()[0]:.1f}")
     print("| command | runs (s) | median (s) | events/s |")
