@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import importlib
 import os
-import signal
 import sys
 
 from .. import __version__
@@ -105,5 +104,6 @@ def main(argv: list[str] | None = None) -> int:
 
 def entry() -> None:
     """Console-script entry point."""
-    signal.signal(signal.SIGPIPE, signal.SIG_DFL) if hasattr(signal, "SIGPIPE") else None
+    # SIGPIPE stays ignored (Python's default): a closed stdout becomes BrokenPipeError,
+    # handled in main(), and a browser or peer closing a connection never kills a server.
     sys.exit(main())

@@ -126,7 +126,12 @@ def build_outputs(cfg: Config, hostname: str | None = None) -> Any:
         if e.name and e.name.startswith("collector.outputs"):
             raise NotAvailable("alert outputs are not built yet") from None
         raise
-    return OutputManager(cfg, hostname=hostname)
+    manager = OutputManager(cfg, hostname=hostname)
+    if cfg.get("webui.enabled", False):
+        # The web UI in the same process: alerts go straight into its store, no HTTP.
+        from ..ui.channel import UIChannel
+        manager.add_channel(UIChannel.from_config(cfg))
+    return manager
 
 
 def stats_interval(args: argparse.Namespace, cfg: Config) -> float:
