@@ -1,7 +1,7 @@
 """Benchmark of the web UI: sustained ingestion and search latency at 1 million stored alerts.
 
-    python -m tests.ui.bench_webui                      # 1,000,000 alerts (a few minutes)
-    python -m tests.ui.bench_webui --events 100000 --seconds 10
+    python benchmarks/bench_webui.py                      # 1,000,000 alerts (a few minutes)
+    python benchmarks/bench_webui.py --events 100000 --seconds 10
 
 1. Fills a fresh database with --events realistic alerts (20 rules, 8 priorities, 50 hosts,
    tags, ~250-character outputs, 10 output fields; times spread over 7 days) through the
@@ -32,7 +32,7 @@ import time
 import uuid as uuidlib
 from urllib.parse import quote
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
 from collector.ui.store import Store  # noqa: E402
