@@ -204,6 +204,9 @@ uint32_t fnet_state_nfds(const struct fnet_state *s);
 
 void fnet_state_get_stats(const struct fnet_state *s, struct fnet_state_stats *out);
 
+/* Fill in the names of inet socket versions (made lazily: name 0 until asked). */
+void fnet_state_sock_names(struct fnet_state *s, struct fnet_fver *v, uint32_t n);
+
 /* Expand per-version columns to per-event columns in one pass over the events:
  * cols[k].dst[i] = cols[k].src[idx[i]], elements of cols[k].width bytes (1, 2, 4, 8 or a
  * multiple of 4 for 2-D columns).  The numpy twin is one take() per column. */

@@ -393,6 +393,40 @@ static void sock_name(struct fnet_state *s, struct fnet_fver *f)
 	m->name = f->name;
 }
 
+/* Inet socket names are made only when a rule reads fd.name (fnet_state_sock_names): most
+ * tuples carry an ephemeral port, so making one per connect would intern a new string per
+ * connection.  Name 0 = "to be made from the tuple". */
+static void sock_name_later(struct fnet_state *s, struct fnet_fver *f)
+{
+	if (f->type == FNET_FD_IPV4 || f->type == FNET_FD_IPV6)
+		f->name = 0;
+	else
+		sock_name(s, f);
+}
+
+static int bound_form(const struct fnet_fver *f)
+{
+	return (f->flags & FNET_FV_SERVER) && !(f->flags & FNET_FV_CONNECTED);
+}
+
+/* fd.name_changed: the name the tuple renders to changed (compared without rendering). */
+static int name_differs(const struct fnet_fver *a, const struct fnet_fver *b)
+{
+	if ((a->type == FNET_FD_IPV4 || a->type == FNET_FD_IPV6) && a->name == 0 &&
+	    b->type == a->type && b->name == 0)
+		return a->cip != b->cip || a->cport != b->cport || a->sip != b->sip ||
+		       a->sport != b->sport || bound_form(a) != bound_form(b);
+	return a->name != b->name || a->type != b->type ||
+	       ((b->type == FNET_FD_IPV4 || b->type == FNET_FD_IPV6) && b->name == 0);
+}
+
+void fnet_state_sock_names(struct fnet_state *s, struct fnet_fver *v, uint32_t n)
+{
+	for (uint32_t i = 0; i < n; i++)
+		if (v[i].name == 0 && (v[i].type == FNET_FD_IPV4 || v[i].type == FNET_FD_IPV6))
+			sock_name(s, &v[i]);
+}
+
 static uint8_t l4_of(int64_t domain, int64_t type, int64_t proto)
 {
 	if (domain != FNET_AF_INET && domain != FNET_AF_INET6)
@@ -415,7 +449,7 @@ static uint32_t fd_replace(struct fnet_state *s, struct proc *p, int64_t fd, uin
 {
 	if (old && memcmp(&s->fdi[old].v, f, sizeof(*f)) == 0)
 		return fd_version(s, old);
-	if (old && s->fdi[old].v.name != f->name)
+	if (old && name_differs(&s->fdi[old].v, f))
 		*changed = 1;
 	int cloexec = p && fd >= 0 && (uint64_t)fd < p->fdcap && (p->fds[fd] & FNET_FD_CLOEXEC);
 
@@ -856,7 +890,7 @@ int fnet_state_process(struct fnet_state *s, const struct fnet_state_in *in,
 				if (k == K_CONNECT && (ret == 0 || ret == -EINPROGRESS_))
 					f.flags |= FNET_FV_CONNECTED;
 			}
-			sock_name(s, &f);
+			sock_name_later(s, &f);
 			fv = fd_replace(s, p, a0, fi, &f, &evf);
 			break;
 		}
@@ -882,7 +916,7 @@ int fnet_state_process(struct fnet_state *s, const struct fnet_state_in *in,
 				}
 				f.flags = FNET_FV_SERVER | FNET_FV_CONNECTED;
 				f.name = FNET_EMPTY_ID;
-				sock_name(s, &f);
+				sock_name_later(s, &f);
 				fv = new_fd(s, p, ret, &f, k == K_ACCEPT && (a1 & SOCK_CLOEXEC_) &&
 							   t == FNET_EV_ACCEPT4);
 			}

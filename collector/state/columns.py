@@ -38,7 +38,9 @@ class Ctx:
     intern: object                      # bytes -> id
     users: dict
     groups: dict
+    sock_names: object = None           # fills lazily made inet socket names of fvt
     anc: dict = field(default_factory=dict)   # depth -> ancestor version ids per version
+    named: bool = False
 
 
 def _na_unless(vals: np.ndarray, ok: np.ndarray) -> np.ndarray:
@@ -174,6 +176,10 @@ def is_state_column(name: str) -> bool:
 def _fd_per_version(c: Ctx, name: str) -> np.ndarray:
     """An fd column per fd version (gathered with fv)."""
     f = c.fvt
+    if name == "fd_name" and not c.named:
+        if c.sock_names is not None:
+            c.sock_names(f)
+        c.named = True
     if name == "fd_vflags":
         return f["flags"]
     if name in ("fd_name", "fd_nameraw", "fd_directory", "fd_filename", "fd_type",

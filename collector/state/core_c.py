@@ -137,6 +137,13 @@ class CCore:
         self._sync_out()
         return pv, fv, fdnum, evf, *self._tables()
 
+    def sock_names(self, fvt: np.ndarray) -> None:
+        """Make the names of inet socket versions (made lazily, see ext/state_events.c)."""
+        if len(fvt):
+            self.lib.fnet_state_sock_names(
+                self._s, self.ffi.cast("struct fnet_fver *", fvt.ctypes.data), len(fvt))
+            self._sync_out()
+
     def _tables(self):
         ffi, lib = self.ffi, self.lib
         cnt = ffi.new("uint32_t *")
@@ -160,8 +167,9 @@ class CCore:
             nf *= 4
         thr = np.empty((max(1, st["threads"]), 2), np.int64)
         k = lib.fnet_state_dump_threads(self._s, ffi.cast("int64_t *", thr.ctypes.data), len(thr))
-        self._sync_out()
-        return (pvs[:n], fds[:m], thr[:k], *self._tables())
+        pvt, fvt = self._tables()
+        self.sock_names(fvt)
+        return (pvs[:n], fds[:m], thr[:k], pvt, fvt)
 
     def stats(self) -> dict:
         s = self.ffi.new("struct fnet_state_stats *")

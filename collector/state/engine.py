@@ -175,7 +175,8 @@ class StateEngine:
             names = C.DEFAULT_COLUMNS
         else:
             names = [c for c in columns if C.is_state_column(c)]
-        ctx = C.Ctx(pv, fv, fdnum, evf, pvt, fvt, self.core.intern, self.users, self.groups)
+        ctx = C.Ctx(pv, fv, fdnum, evf, pvt, fvt, self.core.intern, self.users, self.groups,
+                    self.core.sock_names)
         if not self.lazy:
             cols = dict(batch.cols)
             cols.update(C.compute(ctx, names))

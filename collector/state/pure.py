@@ -500,10 +500,25 @@ class PureTables:
         self.fd_install(p, fd, fi, cloexec)
         return self.fd_version(fi)
 
+    @staticmethod
+    def name_differs(a: tuple, b: tuple) -> bool:
+        """fd.name_changed without rendering names (as name_differs() in C)."""
+        inet = (M.FD_IPV4, M.FD_IPV6)
+        ta, tb = a[_FI["type"]], b[_FI["type"]]
+
+        def bound(x):
+            fl = x[_FI["flags"]]
+            return bool(fl & M.FV_SERVER) and not fl & M.FV_CONNECTED
+        if ta in inet and a[_FI["name"]] == 0 and tb == ta and b[_FI["name"]] == 0:
+            return any(a[_FI[k]] != b[_FI[k]] for k in ("cip", "cport", "sip", "sport")) or \
+                bound(a) != bound(b)
+        return a[_FI["name"]] != b[_FI["name"]] or ta != tb or \
+            (tb in inet and b[_FI["name"]] == 0)
+
     def fd_replace(self, p, fd, old: FdInfo | None, f: tuple) -> tuple[int, int]:
         if old is not None and old.v == f:
             return self.fd_version(old), 0
-        changed = int(old is not None and old.v[_FI["name"]] != f[_FI["name"]])
+        changed = int(old is not None and self.name_differs(old.v, f))
         e = p.fds.get(fd) if p is not None else None
         return self.new_fd(p, fd, f, bool(e and e[1])), changed
 

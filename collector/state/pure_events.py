@@ -182,7 +182,7 @@ class PureCore(PureTables):
                     if k == K_CONNECT and ret in (0, -EINPROGRESS):
                         fl |= M.FV_CONNECTED
                     f = _fset(f, flags=fl)
-                f = self.sock_name(f)
+                f = self.sock_name_later(f)
                 fv, evf = self.fd_replace(p, a0, fi, f)
         elif k == K_ACCEPT:
             fdnum = ret
@@ -200,7 +200,7 @@ class PureCore(PureTables):
                     f = _fset(f, cip=ra[2], cport=ra[1])
                 if la:
                     f = _fset(f, sip=la[2], sport=la[1])
-                f = self.sock_name(f)
+                f = self.sock_name_later(f)
                 fv = self.new_fd(p, ret, f, bool(a1 & SOCK_CLOEXEC) and t == _ACCEPT4)
         pv = self.proc_version(p) if p is not None and p.live else 0
         if exiting:
@@ -257,6 +257,18 @@ class PureCore(PureTables):
             vids[j] = self.proc_version(p) if p is not None and p.live else 0
         pv[lo:hi] = vids[inv.reshape(-1)]
 
+    def sock_name_later(self, f: tuple) -> tuple:
+        if f[_FI["type"]] in (M.FD_IPV4, M.FD_IPV6):
+            return _fset(f, name=0)
+        return self.sock_name(f)
+
+    def sock_names(self, fvt: np.ndarray) -> None:
+        """Make the names of inet socket versions (lazy, as fnet_state_sock_names)."""
+        need = np.flatnonzero((fvt["name"] == 0) & np.isin(fvt["type"], (M.FD_IPV4, M.FD_IPV6)))
+        for i in need.tolist():
+            row = tuple(fvt[i].tolist())
+            fvt[i] = self.sock_name(row)
+
     def _tables(self):
         pvt = np.array(self.pvt, dtype=PVER_DTYPE)
         fvt = np.array(self.fvt, dtype=FVER_DTYPE)
@@ -268,8 +280,10 @@ class PureCore(PureTables):
         fds = [(p.v["pid"], fd, self.fd_version(fi), int(ce))
                for p in self.procs.values() for fd, (fi, ce) in sorted(p.fds.items())]
         thr = [(t, p) for t, p in self.tids.items()]
+        pvt, fvt = self._tables()
+        self.sock_names(fvt)
         return (pvs, np.array(fds, np.int64).reshape(-1, 4), np.array(thr, np.int64).reshape(-1, 2),
-                *self._tables())
+                pvt, fvt)
 
     def stats(self) -> dict:
         out = dict(self.st)
