@@ -33,7 +33,7 @@ pytestmark = [
     pytest.mark.skipif(not CAPTURES or not STABLE.exists(), reason="test captures/rules missing"),
 ]
 
-MACROS = ["open_read", "open_write", "spawned_process", "outbound", "create_symlink",
+MACROS = ["open_read", "open_write", "open_file_failed", "spawned_process", "outbound", "create_symlink",
           "create_hardlink", "dup", "user_ssh_directory", "kernel_module_load",
           "ptrace_attach_or_injection", "sensitive_files and open_read",
           "spawned_process and shell_procs", "spawned_process and proc.pname in (shell_binaries)",
@@ -51,8 +51,6 @@ CONDITIONS = [
     "evt.type in (open, openat, openat2) and not proc.name in (cat, curl)",
 ]
 KNOWN_DIFFERENCES = {
-    # the state engine's fd.num/fd.typechar for a failed open differ from libsinsp's (-1, 'f')
-    "open_file_failed": "failed-open fd state differs from libsinsp",
     # user.uid of the first execve of a thread differs from sysdig's on 5 captures
     "evt.type in (execve, execveat) and user.uid = 0": "user.uid at execve differs",
 }
