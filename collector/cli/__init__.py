@@ -89,12 +89,12 @@ def main(argv: list[str] | None = None) -> int:
         print("falconet: out of memory", file=sys.stderr)
         return 1
     except BrokenPipeError:
-        # Output closed early (e.g. `| head`): not an error worth a traceback.
-        try:
-            sys.stdout = None  # type: ignore[assignment]
-        finally:
-            return 0
-    except Exception as e:  # noqa: BLE001 - a bug: one line for users, the trace on request
+        # Output closed early (e.g. `| head`): not an error worth a traceback.  Point stdout
+        # at /dev/null so the interpreter's final flush does not raise again.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 0
+    except Exception as e:
         if os.environ.get("FALCONET_DEBUG"):
             raise
         print(f"falconet: internal error: {type(e).__name__}: {e} (this is a bug; run with "

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import argparse
 import glob
+import json
 import os
 import sys
 from typing import Any
 
 from ..config import Config
-from ..errors import ConfigError, NotAvailable, RuleError
+from ..errors import ConfigError, RuleError
 
 
 def add_config_options(p: argparse.ArgumentParser) -> None:
@@ -91,41 +92,24 @@ def rules_paths(args: argparse.Namespace, cfg: Config) -> list[str]:
 
 
 def build_engine(args: argparse.Namespace, cfg: Config, hostname: str | None = None) -> Any:
-    try:
-        from ..rules import RuleEngine
-    except ModuleNotFoundError as e:
-        if e.name and e.name.startswith("collector.rules"):
-            return None
-        raise
+    from ..rules import RuleEngine
     paths = rules_paths(args, cfg)
     engine = RuleEngine.load(paths, cfg, tags=args.tags, disable_tags=args.disable_tags,
                              disable_substrings=args.disable_substrings,
                              all_events=args.all_events, hostname=hostname)
-    for w in getattr(engine, "warnings", []) or []:
-        if getattr(args, "verbose", False):
+    if getattr(args, "verbose", False):
+        for w in getattr(engine, "warnings", []) or []:
             print(f"falconet: warning: {w}", file=sys.stderr)
     return engine
 
 
 def build_state(strings: Any, snapshot: dict | None) -> Any:
-    try:
-        from ..state import StateEngine
-    except ImportError as e:
-        # The state engine is an optional stage while it is being built: a missing package
-        # (or one without StateEngine yet) means batches go to the rules unenriched.
-        if (getattr(e, "name", None) or "collector.state").startswith("collector.state"):
-            return None
-        raise
+    from ..state import StateEngine
     return StateEngine(strings, snapshot=snapshot)
 
 
 def build_outputs(cfg: Config, hostname: str | None = None) -> Any:
-    try:
-        from ..outputs import OutputManager
-    except ModuleNotFoundError as e:
-        if e.name and e.name.startswith("collector.outputs"):
-            raise NotAvailable("alert outputs are not built yet") from None
-        raise
+    from ..outputs import OutputManager
     manager = OutputManager(cfg, hostname=hostname)
     if cfg.get("webui.enabled", False):
         # The web UI in the same process: alerts go straight into its store, no HTTP.
@@ -140,3 +124,39 @@ def stats_interval(args: argparse.Namespace, cfg: Config) -> float:
             raise ConfigError("--stats-interval must be >= 0")
         return float(args.stats_interval)
     return float(cfg.typed("pipeline.stats_interval", float, 0.0))
+
+
+def run_and_report(pipe: Any, engine: Any, args: argparse.Namespace) -> None:
+    """Run the pipeline; print the final summary (--stats / --stats-json) even when the
+    source ended with an error, then re-raise that error."""
+    from ..pipeline import summary
+    err = None
+    try:
+        pipe.run()
+    except Exception as e:  # noqa: BLE001 - reported after the summary, then re-raised
+        err = e
+    if getattr(args, "stats", False) or getattr(args, "stats_json", False):
+        s = summary(pipe, engine)
+        if args.stats_json:
+            print(json.dumps(s, sort_keys=True, default=str), file=sys.stderr)
+        else:
+            print_summary(s, sys.stderr)
+    if err is not None:
+        raise err
+
+
+def print_summary(s: dict, out: Any) -> None:
+    """The human-readable final summary (``--stats``)."""
+    print(f"Events read: {s['events']}", file=out)
+    skipped = s.get("skipped") or {}
+    print(f"Events skipped: {sum(skipped.values())}", file=out)
+    for cause, n in sorted(skipped.items()):
+        print(f"   {cause}: {n}", file=out)
+    print(f"Alerts: {s['alerts_total']}", file=out)
+    for prio, n in s.get("alerts_by_priority", {}).items():
+        print(f"   {prio}: {n}", file=out)
+    if s["alerts"]:
+        print("Alerts by rule:", file=out)
+        for rule, n in sorted(s["alerts"].items(), key=lambda kv: (-kv[1], kv[0])):
+            print(f"   {rule}: {n}", file=out)
+    print(f"Elapsed: {s['elapsed_s']:.3f} s", file=out)

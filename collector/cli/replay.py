@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import argparse
-import json
 import signal
 import sys
 import threading
 
 from ..errors import ConfigError
-from ..pipeline import Pipeline, summary
+from ..pipeline import Pipeline
 from ..sources.open import open_capture
 from . import common
 
@@ -84,13 +83,8 @@ def run(args: argparse.Namespace) -> int:
     if args.events:
         from ..eventfmt import EventPrinter
         on_batch = EventPrinter(sys.stdout)
-    elif engine is not None:
-        outputs = common.build_outputs(cfg)
     else:
-        from ..eventfmt import EventPrinter
-        print("falconet: the rules engine is not built yet; showing decoded events",
-              file=sys.stderr)
-        on_batch = EventPrinter(sys.stdout)
+        outputs = common.build_outputs(cfg)
     pipe = Pipeline(source, state=state, engine=engine, outputs=outputs, on_batch=on_batch,
                     queue_batches=cfg.typed("pipeline.queue_batches", int, 8),
                     stats_interval=common.stats_interval(args, cfg), lossless=True,
@@ -104,19 +98,7 @@ def run(args: argparse.Namespace) -> int:
     old = _catch_signals(stop) if serve else {}
     try:
         web = start_for(cfg, pipe, outputs=outputs, engine=engine, stream=sys.stderr)
-        err = None
-        try:
-            pipe.run()
-        except Exception as e:  # noqa: BLE001 - reported after the summary, then re-raised
-            err = e
-        if args.stats or args.stats_json:
-            s = summary(pipe, engine)
-            if args.stats_json:
-                print(json.dumps(s, sort_keys=True, default=str), file=sys.stderr)
-            else:
-                print_summary(s, sys.stderr)
-        if err is not None:
-            raise err
+        common.run_and_report(pipe, engine, args)
         if serve and not pipe.stop_requested and not stop.is_set():
             serve_until_signal(outputs, web, stop)
     finally:
@@ -152,17 +134,3 @@ def serve_until_signal(outputs, web, stop: threading.Event) -> None:
         pass
 
 
-def print_summary(s: dict, out) -> None:
-    print(f"Events read: {s['events']}", file=out)
-    skipped = s.get("skipped") or {}
-    print(f"Events skipped: {sum(skipped.values())}", file=out)
-    for cause, n in sorted(skipped.items()):
-        print(f"   {cause}: {n}", file=out)
-    print(f"Alerts: {s['alerts_total']}", file=out)
-    for prio, n in s.get("alerts_by_priority", {}).items():
-        print(f"   {prio}: {n}", file=out)
-    if s["alerts"]:
-        print("Alerts by rule:", file=out)
-        for rule, n in sorted(s["alerts"].items(), key=lambda kv: (-kv[1], kv[0])):
-            print(f"   {rule}: {n}", file=out)
-    print(f"Elapsed: {s['elapsed_s']:.3f} s", file=out)

@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 
-from ..pipeline import Pipeline, summary
+from ..pipeline import Pipeline
 from ..sources.raw import DecodingSource
 from . import common
-from .replay import print_summary
 
 HELP = "live detection: capture syscalls, match the rules, deliver alerts"
 DESCRIPTION = """\
@@ -66,9 +64,6 @@ def _raw_source(args: argparse.Namespace, engine) -> DecodingSource:
 def run(args: argparse.Namespace) -> int:
     cfg = common.load_config(args)
     engine = common.build_engine(args, cfg)
-    if engine is None:
-        from ..errors import NotAvailable
-        raise NotAvailable("the rules engine is not built yet")
     source = _raw_source(args, engine)
     outputs = common.build_outputs(cfg)
     source.open()
@@ -81,19 +76,7 @@ def run(args: argparse.Namespace) -> int:
     web = None
     try:
         web = start_for(cfg, pipe, outputs=outputs, engine=engine, stream=sys.stderr)
-        err = None
-        try:
-            pipe.run()
-        except Exception as e:  # noqa: BLE001 - summary first, then the error
-            err = e
-        if args.stats or args.stats_json:
-            s = summary(pipe, engine)
-            if args.stats_json:
-                print(json.dumps(s, sort_keys=True, default=str), file=sys.stderr)
-            else:
-                print_summary(s, sys.stderr)
-        if err is not None:
-            raise err
+        common.run_and_report(pipe, engine, args)
     finally:
         if web is not None:
             web.stop()
