@@ -100,18 +100,21 @@ ENV
 log "booting ($MODE) under qemu TCG, timeout ${TIMEOUT}s"
 T1=$(date +%s)
 set +e
-timeout "$TIMEOUT" qemu-system-x86_64 -accel tcg -cpu max -smp 2 -m 2048 -nographic -no-reboot \
+# serial console straight to a file (not stdio: robust whatever stdout is, e.g. under pytest)
+timeout "$TIMEOUT" qemu-system-x86_64 -accel tcg -cpu max -smp 2 -m 2048 -no-reboot \
+  -display none -monitor none -serial file:"$WORK/out/serial.log" \
   -kernel "$VMLINUX" -initrd "$WORK/initramfs.cpio.gz" \
   -append "console=ttyS0 panic=-1 quiet loglevel=4 preempt=full falconet.script=guest_$MODE.sh ${FALCONET_VM_APPEND:-}" \
   -virtfs local,path=/,mount_tag=hostroot,security_model=none,readonly=on,multidevs=remap \
   -virtfs local,path="$WORK/out",mount_tag=out,security_model=none \
-  < /dev/null > "$WORK/out/serial.log" 2>&1
+  < /dev/null > "$WORK/out/qemu.log" 2>&1
 QRC=$?
 set -e
 tr -d '\r' < "$WORK/out/serial.log" > "$WORK/out/serial.txt"
 log "qemu exited $QRC after $(($(date +%s) - T1)) s"
 [ $QRC = 124 ] && { tail -30 "$WORK/out/serial.txt" >&2; log "qemu timed out"; exit 1; }
-grep -q "script exited" "$WORK/out/serial.txt" || { tail -40 "$WORK/out/serial.txt" >&2; log "guest did not finish its script"; exit 1; }
+[ $QRC != 0 ] && { cat "$WORK/out/qemu.log" >&2; log "qemu failed"; exit 1; }
+grep -q "script exited" "$WORK/out/serial.txt" || grep -qs "done" "$WORK/out/guest.log" || { tail -40 "$WORK/out/serial.txt" >&2; log "guest did not finish its script"; exit 1; }
 
 # --- 7. check from the host ------------------------------------------------------------------------
 set +e
