@@ -180,7 +180,7 @@ def make_walker(cols: _Columns, backend: str | None = None):
     if backend == "c":
         raise ImportError("the C .scap reader is not in collector._native")
     from .scap_pure import PureWalker
-    return PureWalker(cols)
+    return PureWalker(cols, max_threads=MAX_THREADS, max_event=MAX_EVENT_BLOCK)
 
 
 class ScapSource(Source):

@@ -21,12 +21,9 @@ import numpy as np
 from .. import abi
 from .scap_convert import (
     F_ENTER,
-    F_EXIT_THREAD,
     F_FORKX,
     F_GENERIC,
     F_LARGE,
-    F_PAIR,
-    F_PIDSRC,
     K_ARGS,
     K_BYTES,
     K_CLONEFLAGS,
@@ -42,11 +39,12 @@ from .scap_convert import (
     K_TUPLE_OUT,
     MAXP,
     NO_SLOT,
-    PT_SIGNED,
     cloneflags_to_kernel,
     oflags_to_kernel,
     spec,
 )
+from .scap_pure_strings import ZEROS, Strings, pick, read_num, strlen
+from .scap_pure_threads import thread_pass
 
 NEED_MORE, FULL, OTHER_BLOCK, ERROR = 0, 1, 2, 3
 EV_BLOCKS = {0x204: (0, 0, 0), 0x8010ABCD: (0, 0, 0), 0x216: (1, 0, 0), 0x221: (1, 0, 1),
@@ -59,11 +57,6 @@ _U16 = struct.Struct("<H")
 _HDR = struct.Struct("<II")
 _EVH = struct.Struct("<QQIH")
 
-# constant bytes that sockaddr strings are assembled from: [fam, 0, 0, 0] at 4 * fam,
-# then 16 zero bytes (padding and the NUL between argv[0] and the arguments)
-_CONST = np.zeros(1024 + 16, np.uint8)
-_CONST[0:1024:4] = np.arange(256, dtype=np.uint8)
-_ZEROS = 1024
 
 
 class _Fail(Exception):
@@ -81,6 +74,7 @@ class PureWalker:
         sp = spec()
         self.sp = sp
         self.cols = cols
+        self.max_threads = max_threads
         self.max_event = max_event
         self.skipped = np.zeros(sp.ntypes + 1, np.uint64)
         self._ids: dict[bytes, int] = {b"": 1}
@@ -269,7 +263,7 @@ class PureWalker:
         v = np.zeros((6, m), np.uint32)
         mask = np.zeros(m, np.uint32)
         zpos = np.flatnonzero(data == 0)
-        occ = _Strings()
+        occ = Strings()
         exe_off = np.full(ne, -1, np.int64)
         exe_len = np.zeros(ne, np.int64)
         setv: list[tuple[int, np.ndarray, np.ndarray, np.ndarray]] = []   # (pi, rows, slots, occ)
@@ -286,7 +280,7 @@ class PureWalker:
             nm = np.isin(k, numk)
             if nm.any():
                 j = idx[nm]
-                val, ok = _read_num(data, poff[j], plen[j], pt[j])
+                val, ok = read_num(data, poff[j], plen[j], pt[j])
                 self.cnt["bad_params"] += int((~ok).sum())
                 j, val, kk, rr = j[ok], val[ok], k[nm][ok], r[nm][ok]
                 s = slot[j]
@@ -319,10 +313,10 @@ class PureWalker:
                 o, ln = poff[j], plen[j]
                 if kd == K_EXE:
                     exe_off[pev[j]] = o
-                    exe_len[pev[j]] = _strlen(zpos, o, ln)
+                    exe_len[pev[j]] = strlen(zpos, o, ln)
                     continue
                 if kd == K_STR:
-                    ids = occ.add(pev[j], pi, 0, [(o, _strlen(zpos, o, ln))])
+                    ids = occ.add(pev[j], pi, 0, [(o, strlen(zpos, o, ln))])
                 elif kd == K_BYTES:
                     ids = occ.add(pev[j], pi, 0, [(o, ln - (data[o + ln - 1] == 0))])
                 elif kd == K_ARGS:
@@ -338,7 +332,7 @@ class PureWalker:
         procp = sp.procparam[np.where(known, code, 0)].astype(np.int64)
         sev = np.flatnonzero(synth)
         csel = np.flatnonzero(synth[pev] & (pidx == procp[pev, 2]) & (plen > 0))
-        comm_ids = occ.add(pev[csel], 63, 0, [(poff[csel], _strlen(zpos, poff[csel], plen[csel]))])
+        comm_ids = occ.add(pev[csel], 63, 0, [(poff[csel], strlen(zpos, poff[csel], plen[csel]))])
         # intern in order of first occurrence, then apply string slots parameter by parameter
         local = occ.intern(data, self._ids, self._strs)
         for _pi, rr, ss, ids in sorted(setv, key=lambda t: t[0]):
@@ -350,11 +344,11 @@ class PureWalker:
             """Parameter procparam[:, k] of the synth events as int64 (8-byte values)."""
             sel = np.flatnonzero(synth[pev] & (pidx == procp[pev, k]) & (plen == 8))
             out = np.full(ne, np.iinfo(np.int64).min, np.int64)
-            vals, _ok = _read_num(data, poff[sel], plen[sel], np.full(len(sel), 4))
+            vals, _ok = read_num(data, poff[sel], plen[sel], np.full(len(sel), 4))
             out[pev[sel]] = vals
             return out[sev]
         s_ptid, s_cpid = param_of(1), param_of(0)
-        pids = self._threads(code, tid, fl, modelled, known, pev, pidx, poff, plen, data,
+        pids = thread_pass(self, code, tid, fl, modelled, known, pev, pidx, poff, plen, data,
                              row_of, a, v, mask, s_ev=sev, s_tid=s_ptid)
         pid, s_pid = pids[:m], pids[m:]
         # rows out: each modelled event's row, preceded by its PROC_FORK row if any
@@ -407,7 +401,7 @@ class PureWalker:
         eo, el = exe_off[ev], exe_len[ev]
         has = eo >= 0
         segs_exe = [(np.where(has, eo, 0), np.where(has, el, 0)),
-                    (np.full(len(o), -(_ZEROS + 1)), np.where(has & (n > 0), 1, 0)),
+                    (np.full(len(o), -(ZEROS + 1)), np.where(has & (n > 0), 1, 0)),
                     (o, n)]
         return occ.add(ev, pi, 0, segs_exe)
 
@@ -421,11 +415,11 @@ class PureWalker:
         self.cnt["bad_params"] += int((~ok).sum())
         j, o, ln, fam = j[ok], o[ok], ln[ok], fam[ok]
         inet, inet6, unix, other = inet[ok], inet6[ok], unix[ok], other[ok]
-        pathlen = np.where(unix, _strlen(zpos, o + 1, np.maximum(ln - 1, 0)), 0)
+        pathlen = np.where(unix, strlen(zpos, o + 1, np.maximum(ln - 1, 0)), 0)
         segs = [(-(4 * fam + 1), np.where(unix | other, 4, 2)),           # family (+ port 0)
                 (o + np.where(inet, 5, 17), np.where(inet | inet6, 2, 0)),  # port
                 (o + 1, np.where(inet, 4, np.where(inet6, 16, pathlen))),   # address / path
-                (-(_ZEROS + 1), np.where(inet, 12, 0))]                     # padding to 20
+                (-(ZEROS + 1), np.where(inet, 12, 0))]                     # padding to 20
         return j, occ.add(pev[j], pi, 0, segs)
 
     def _tuple(self, occ, data, zpos, j, pev, pi, o, ln, kd, slot, slot2, row_of, setv):
@@ -438,267 +432,17 @@ class PureWalker:
         j, o, ln, fam, inet, unix = j[ok], o[ok], ln[ok], fam[ok], inet[ok], unix[ok]
         ev = pev[j]
         hdr = (-(4 * fam + 1), np.where(unix, 4, 2))
-        pad = (-(_ZEROS + 1), np.where(inet, 12, 0))
+        pad = (-(ZEROS + 1), np.where(inet, 12, 0))
         src = [hdr, (o + np.where(inet, 5, 17), 2), (o + 1, np.where(inet, 4, 16)), pad]
         dst = [hdr, (o + np.where(inet, 11, 35), 2), (o + np.where(inet, 7, 19),
                                                       np.where(inet, 4, 16)), pad]
-        path = [hdr, (o, 0), (o + 17, _strlen(zpos, o + 17, np.maximum(ln - 17, 0))), (o, 0)]
+        path = [hdr, (o, 0), (o + 17, strlen(zpos, o + 17, np.maximum(ln - 17, 0))), (o, 0)]
         peer, mine = (dst, src) if kd == K_TUPLE_OUT else (src, dst)
         # C interns the peer first, then the local end (not for unix tuples)
-        ids1 = occ.add(ev, pi, 0, _pick(unix, path, peer))
+        ids1 = occ.add(ev, pi, 0, pick(unix, path, peer))
         setv.append((pi, row_of[ev], slot[j], ids1))
         two = ~unix & (slot2[j] != NO_SLOT)
         if two.any():
             ids2 = occ.add(ev[two], pi, 1, [(np.broadcast_to(off, ev.shape)[two],
                                              np.broadcast_to(n, ev.shape)[two]) for off, n in mine])
             setv.append((pi, row_of[ev[two]], slot2[j[two]], ids2))
-
-    # -- phase 3: pairing and pids, per thread ----------------------------------------------
-    def _threads(self, code, tid, fl, modelled, known, pev, pidx, poff, plen, data, row_of,
-                 a, v, mask, s_ev, s_tid) -> np.ndarray:
-        sp = self.sp
-        ne = len(code)
-        safe = np.where(known, code, 0)
-        flk = np.where(known, fl, 0).astype(np.int64)
-        # pids carried by clone/fork/execve exits
-        pp = sp.procparam[safe, 0].astype(np.int64)
-        src_ev = known & ((flk & F_PIDSRC) != 0) & (pp >= 0)
-        psel = np.flatnonzero(src_ev[pev] & (pidx == pp[pev]) & (plen == 8))
-        pvals, _ok = _read_num(data, poff[psel], plen[psel], np.full(len(psel), 4))
-        good = pvals > 0
-        pidsrc = np.zeros(ne, bool)
-        pidval = np.zeros(ne, np.int64)
-        pidsrc[pev[psel][good]] = True
-        pidval[pev[psel][good]] = pvals[good]
-        pair = known & ((flk & F_PAIR) != 0)
-        enter = (flk & F_ENTER) != 0
-        exitthr = known & ((flk & F_EXIT_THREAD) != 0)
-
-        # ops of every thread in event order, threads grouped
-        ops = np.flatnonzero(pair | exitthr | pidsrc)
-        ops = ops[np.argsort(tid[ops], kind="stable")]
-        otid = tid[ops]
-        starts = np.flatnonzero(np.r_[True, otid[1:] != otid[:-1]]) if len(ops) else \
-            np.zeros(0, np.int64)
-        gid = np.cumsum(np.r_[False, otid[1:] != otid[:-1]]) if len(ops) else ops
-        gtids = otid[starts].tolist()
-
-        # enter/exit pairing: the previous pair-or-procexit op of the same thread
-        pr = pair[ops] | exitthr[ops]
-        po = ops[pr]
-        pg = gid[pr]
-        prev = np.r_[-1, po[:-1]]
-        prev_same = np.r_[False, pg[1:] == pg[:-1]]
-        is_exit = pair[po] & ~enter[po]
-        rowmask = np.zeros(ne, np.int64)
-        rowmask[modelled] = mask
-        # in-chunk pairs
-        cand = is_exit & prev_same & modelled[po]
-        e_ev, p_ev = po[cand], prev[cand]
-        okp = pair[p_ev] & enter[p_ev] & (code[p_ev] == code[e_ev] - 1)
-        e_ev, p_ev = e_ev[okp], p_ev[okp]
-        pmask = np.where(modelled[p_ev], rowmask[p_ev] & 0xFFF, 0)
-        keep = pmask != 0
-        e_ev, p_ev, pmask = e_ev[keep], p_ev[keep], pmask[keep]
-        self.cnt["paired"] += len(e_ev)
-        er, prw = row_of[e_ev], row_of[p_ev]
-        miss = pmask & ~rowmask[e_ev]
-        for i in range(6):
-            sel = (miss & (1 << i)) != 0
-            a[i, er[sel]] = a[i, prw[sel]]
-            sel = (miss & (1 << (6 + i))) != 0
-            v[i, er[sel]] = v[i, prw[sel]]
-        mask[er] |= miss.astype(np.uint32)
-        # first pair op of a thread in this chunk: pairs with the carried pending enter
-        firsts = is_exit & ~prev_same & modelled[po]
-        for e in po[firsts].tolist():
-            st = self.threads.get(int(tid[e]))        # not updated before the loop below
-            if st is None or st[1] != code[e] - 1 or not st[2]:
-                continue
-            r = row_of[e]
-            miss = st[2] & ~int(rowmask[e])
-            for i in range(6):
-                if miss & (1 << i):
-                    a[i, r] = st[3][i]
-                if miss & (1 << (6 + i)):
-                    v[i, r] = st[4][i]
-            mask[r] |= miss
-            self.cnt["paired"] += 1
-
-        # pid of each row (and of each PROC_FORK row's parent): the last pid op of the thread
-        # up to the event (a pid source at the event itself counts, procexit only after it)
-        rows_ev = np.flatnonzero(modelled)
-        q_ev = np.r_[rows_ev, s_ev].astype(np.int64)
-        q_tid = np.r_[tid[rows_ev], s_tid].astype(np.int64)
-        src_e = np.flatnonzero(pidsrc)
-        xit_e = np.flatnonzero(exitthr)
-        n_o = len(src_e) + len(xit_e)
-        all_tid = np.r_[tid[src_e], tid[xit_e], q_tid]
-        all_pos = np.r_[2 * src_e, 2 * xit_e + 1, 2 * q_ev]
-        isq = np.r_[np.zeros(n_o, bool), np.ones(len(q_ev), bool)]
-        val = np.r_[pidval[src_e], np.full(len(xit_e), -1), np.zeros(len(q_ev), np.int64)]
-        order = np.lexsort((isq, all_pos, all_tid))
-        t_s = all_tid[order]
-        idx = np.arange(len(order))
-        newg = np.r_[True, t_s[1:] != t_s[:-1]] if len(order) else np.zeros(0, bool)
-        gstart = np.maximum.accumulate(np.where(newg, idx, 0)) if len(order) else idx
-        lastop = np.maximum.accumulate(np.where(~isq[order], idx, -1)) if len(order) else idx
-        found = np.where(lastop >= gstart, val[order][np.maximum(lastop, 0)], -2)
-        qpos = order[isq[order]] - n_o
-        out = np.empty(len(q_ev), np.int64)
-        out[qpos] = found[isq[order]]
-        unknown = out == -2
-        if unknown.any():
-            ut, inv = np.unique(q_tid[unknown], return_inverse=True)
-            cp = np.array([(self.threads.get(int(t)) or [-1])[0] for t in ut.tolist()], np.int64)
-            out[unknown] = cp[inv.ravel()]
-        row_pid = out
-
-        # carry the threads' state to the next chunk
-        if len(ops):
-            n = len(ops)
-            idx = np.arange(n)
-            def last(m):
-                return np.maximum.reduceat(np.where(m, idx, -1), starts)
-            l_pid = last(pidsrc[ops] | exitthr[ops])
-            l_pend = last(pair[ops] | exitthr[ops])
-            l_exit = last(exitthr[ops])
-            l_create = last((pair[ops] & enter[ops]) | pidsrc[ops])
-            for g, t in enumerate(gtids):
-                st = self.threads.get(t)
-                le, lc = int(l_exit[g]), int(l_create[g])
-                exists = (st is not None and le < 0) or lc > le
-                if not exists:
-                    self.threads.pop(t, None)
-                    continue
-                if st is None or le >= 0:
-                    st = [-1, NO_CODE, 0, np.zeros(6, np.int64), np.zeros(6, np.uint32)]
-                lp = int(l_pid[g])
-                if lp >= 0:
-                    e = int(ops[lp])
-                    st[0] = int(pidval[e]) if pidsrc[e] else -1
-                lq = int(l_pend[g])
-                if lq >= 0:
-                    e = int(ops[lq])
-                    if pair[e] and enter[e]:
-                        st[1] = int(code[e])
-                        if modelled[e]:
-                            r = row_of[e]
-                            st[2] = int(rowmask[e]) & 0xFFF
-                            st[3] = a[:, r].copy()
-                            st[4] = v[:, r].copy()
-                        else:
-                            st[2] = 0
-                            st[3] = np.zeros(6, np.int64)
-                            st[4] = np.zeros(6, np.uint32)
-                    else:
-                        st[1] = NO_CODE
-                self.threads[t] = st
-        return row_pid
-
-
-def _pick(cond, a_segs, b_segs):
-    out = []
-    for (ao, al), (bo, bl) in zip(a_segs, b_segs):
-        out.append((np.where(cond, ao, bo), np.where(cond, al, bl)))
-    return out
-
-
-def _strlen(zpos: np.ndarray, off: np.ndarray, ln: np.ndarray) -> np.ndarray:
-    """Bytes before the first NUL in data[off:off+ln] (ln if none)."""
-    j = np.searchsorted(zpos, off)
-    z = np.where(j < len(zpos), zpos[np.minimum(j, len(zpos) - 1)] if len(zpos) else 0,
-                 np.iinfo(np.int64).max)
-    return np.minimum(ln, z - off)
-
-
-def _read_num(data, off, ln, pt):
-    ok = (ln == 1) | (ln == 2) | (ln == 4) | (ln == 8)
-    val = np.zeros(len(off), np.uint64)
-    top = len(data) - 1
-    for k in range(8):
-        b = data[np.minimum(off + k, top)].astype(np.uint64)
-        val |= np.where(ln > k, b << np.uint64(8 * k), np.uint64(0))
-    sval = val.view(np.int64)
-    sg = PT_SIGNED[pt].astype(bool) & (ln < 8) & ok
-    bits = (8 * np.where(sg, ln, 8)).astype(np.uint64)
-    neg = sg & (((val >> (bits - np.uint64(1))) & np.uint64(1)) == 1)
-    sval = np.where(neg, sval - (np.int64(1) << (8 * ln).astype(np.int64)), sval)
-    return sval, ok
-
-
-class _Strings:
-    """String occurrences assembled from segments; interned once per distinct value."""
-
-    def __init__(self) -> None:
-        self.keys: list[np.ndarray] = []     # (event, param, part) order keys
-        self.segs: list[list[tuple[np.ndarray, np.ndarray]]] = []
-        self.n = 0
-
-    def add(self, ev: np.ndarray, pi: int, part: int, segs) -> np.ndarray:
-        k = len(ev)
-        ids = np.arange(self.n, self.n + k)
-        self.n += k
-        key = (ev.astype(np.int64) * 64 + pi) * 4 + part
-        full = []
-        for off, ln in segs:
-            off = np.broadcast_to(np.asarray(off, np.int64), (k,))
-            ln = np.broadcast_to(np.asarray(ln, np.int64), (k,))
-            full.append((off, ln))
-        self.keys.append(key)
-        self.segs.append(full)
-        return ids
-
-    def intern(self, data: np.ndarray, table: dict[bytes, int], strs: list[bytes]) -> np.ndarray:
-        if self.n == 0:
-            return np.zeros(0, np.uint32)
-        src = np.concatenate([data, _CONST])
-        cbase = len(data)
-        offs, lens, owner = [], [], []
-        first = 0
-        for segs in self.segs:
-            k = len(segs[0][0])
-            for off, ln in segs:
-                # negative offsets address the constant area: -(i + 1) -> _CONST[i]
-                offs.append(np.where(off < 0, cbase + (-off - 1), off))
-                lens.append(ln)
-                owner.append(np.arange(first, first + k))
-            first += k
-        off = np.concatenate(offs)
-        ln = np.concatenate(lens)
-        own = np.concatenate(owner)
-        order = np.argsort(own, kind="stable")        # segments of each string in order
-        off, ln, own = off[order], ln[order], own[order]
-        total = np.bincount(own, weights=ln, minlength=self.n).astype(np.int64)
-        flat_start = np.cumsum(ln) - ln
-        idx = np.repeat(off - flat_start, ln) + np.arange(int(ln.sum()))
-        flat = src[idx]
-        sstart = np.cumsum(total) - total
-        keys = np.concatenate(self.keys)
-        local = np.zeros(self.n, np.uint32)
-        # distinct values per length; first occurrence decides the id order
-        cand: list[tuple[int, bytes, np.ndarray]] = []
-        for L in np.unique(total):
-            sel = np.flatnonzero(total == L)
-            if L == 0:
-                cand.append((int(keys[sel].min()), b"", sel))
-                continue
-            mat = flat[sstart[sel][:, None] + np.arange(L)]
-            vv = np.ascontiguousarray(mat).view(np.dtype((np.void, int(L)))).ravel()
-            uniq, inv = np.unique(vv, return_inverse=True)
-            inv = inv.ravel()
-            firstkey = np.full(len(uniq), np.iinfo(np.int64).max)
-            np.minimum.at(firstkey, inv, keys[sel])
-            by = np.argsort(inv, kind="stable")
-            bounds = np.cumsum(np.bincount(inv, minlength=len(uniq)))[:-1]
-            for u, members in enumerate(np.split(sel[by], bounds)):
-                cand.append((int(firstkey[u]), uniq[u].tobytes(), members))
-        cand.sort(key=lambda c: c[0])
-        for _k, b, members in cand:
-            i = table.get(b)
-            if i is None:
-                i = len(strs)
-                table[b] = i
-                strs.append(b)
-            local[members] = i
-        return local

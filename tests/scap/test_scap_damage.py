@@ -219,3 +219,26 @@ def test_source_error_not_raised_mid_stream(tmp_path, backend):
     n = sum(b.n for b in src.batches())
     assert n == 40 and isinstance(src.error, CaptureError)
     assert "ends inside a block header" in str(src.error)
+
+
+@pytest.mark.parametrize("backend_name", ["pure", "c"])
+def test_thread_table_is_bounded(tmp_path, backend_name):
+    """Events of many distinct threads: per-thread state stops at max_threads (counted)."""
+    from collector.sources import scap as scap_mod
+
+    from .conftest import c_available
+    if backend_name == "c" and not c_available():
+        pytest.skip("C extension not built")
+    evs = b"".join(g.event(g.CODE["SYSCALL_CLOSE_E"], 10_000 + i, [g.param("i64", 3)])
+                   for i in range(3000))
+    p = tmp_path / "many.scap"
+    p.write_bytes(g.header() + evs)
+    old = scap_mod.MAX_THREADS
+    scap_mod.MAX_THREADS = 1000
+    try:
+        cols, src = read_all(p, backend_name, 65536, new_strings())
+    finally:
+        scap_mod.MAX_THREADS = old
+    st = src.stats()
+    assert len(cols["num"]) == 3000 and src.error is None
+    assert st["scap_threads"] <= 1000 and st["scap_threads_full"] > 0
