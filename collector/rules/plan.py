@@ -524,12 +524,48 @@ def compile_plan(node, luts: LutCache):
     if isinstance(node, And):
         return AndPlan([compile_plan(x, luts) for x in _flatten(node, And)])
     if isinstance(node, Or):
-        return OrPlan([compile_plan(x, luts) for x in _flatten(node, Or)])
+        items = merge_equalities(_flatten(node, Or))
+        if len(items) == 1:
+            return compile_plan(items[0], luts)
+        return OrPlan([compile_plan(x, luts) for x in items])
     if isinstance(node, Not):
         return NotPlan(compile_plan(node.item, luts))
     if isinstance(node, Cmp):
         return CmpPlan(node, luts)
     raise TypeError(node)  # pragma: no cover
+
+
+def merge_equalities(items: list) -> list:
+    """OR-of-equalities -> set membership: ``f = a or f in (b, c) or g = x or f = d`` becomes
+    ``f in (a, b, c, d) or g = x`` (one table lookup per distinct field expression)."""
+    groups: dict = {}
+    out: list = []
+    for x in items:
+        if isinstance(x, Cmp) and x.op in ("=", "in") and isinstance(x.values, tuple) \
+                and x.kind in ("str", "int", "bool"):
+            key = (x.lhs.text(), x.kind)
+            g = groups.get(key)
+            if g is None:
+                groups[key] = [x]
+                out.append(key)
+            else:
+                g.append(x)
+        else:
+            out.append(x)
+    result = []
+    for x in out:
+        if not isinstance(x, tuple):
+            result.append(x)
+            continue
+        g = groups[x]
+        if len(g) == 1:
+            result.append(g[0])
+            continue
+        values = tuple(dict.fromkeys(v for c in g for v in c.values))
+        first = g[0]
+        result.append(Cmp(first.lhs, "in", first.rhs, values=values, kind=first.kind,
+                          off=first.off, src=first.src))
+    return result
 
 
 def _flatten(node, cls) -> list:

@@ -186,3 +186,18 @@ def test_operator_semantics(cond, expect):
     sub = np.array([0, 2])
     got = compile_plan(ast, LutCache()).eval(Ctx(b, sub), None)
     assert got.astype(int).tolist() == [expect[0], expect[2]]
+
+
+def test_or_of_equalities_becomes_one_set_membership():
+    from collector.rules.plan import CmpPlan, OrPlan
+    ast = _check("test.s1 = /etc or test.i1 = 2 or test.s1 in ('YmFzaA==x', /etc) or test.i1 in (16) "
+                 "or test.s1 startswith /e")
+    plan = compile_plan(ast, LutCache())
+    assert isinstance(plan, OrPlan)
+    assert [(c.c.lhs.text(), c.c.op, c.c.values) for c in plan.items] == [
+        ("test.s1", "in", ("/etc", "YmFzaA==x")), ("test.i1", "in", (2, 16)),
+        ("test.s1", "startswith", ("/e",))]
+    b = batch(ROWS)
+    assert plan.eval(Ctx(b, None), None).tolist() == [bool(x) for x in evaluate(ast, b)] == [True, True, False]
+    single = compile_plan(_check("test.i1 = 2 or test.i1 = 16"), LutCache())
+    assert isinstance(single, CmpPlan) and single.c.values == (2, 16)
