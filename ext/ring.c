@@ -127,6 +127,20 @@ static int valid_size(uint64_t size, size_t page)
 struct fnet_ring_reader *fnet_reader_open_dev(const char *path, int *err)
 {
 	int fd = open(path, O_RDWR | O_CLOEXEC);
+	struct fnet_ring_reader *r;
+
+	if (fd < 0) {
+		*err = -errno;
+		return NULL;
+	}
+	r = fnet_reader_open_fd(fd, err);
+	close(fd);
+	return r;
+}
+
+struct fnet_ring_reader *fnet_reader_open_fd(int devfd, int *err)
+{
+	int fd = fcntl(devfd, F_DUPFD_CLOEXEC, 0);
 	struct fnet_info info;
 	struct fnet_ring_reader *r;
 

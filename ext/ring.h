@@ -65,6 +65,9 @@ struct fnet_reader_stats {
 /* Open /dev/falconet (or another path): FNET_IOC_GET_INFO, ABI check, mmap of every CPU.
  * On failure returns NULL and *err = -errno (-EPROTO: ABI version/layout mismatch). */
 struct fnet_ring_reader *fnet_reader_open_dev(const char *path, int *err);
+/* The same on a device fd the caller opened (and configured: snaplen, interest, START);
+ * the reader keeps its own duplicate of the fd. */
+struct fnet_ring_reader *fnet_reader_open_fd(int devfd, int *err);
 /* Attach to memfd rings made by fnet_uprod_new (wake_fd: the producer's pipe read end). */
 struct fnet_ring_reader *fnet_reader_open_memfd(int memfd, int wake_fd, uint32_t nr_cpus,
 						uint64_t data_size, int *err);

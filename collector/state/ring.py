@@ -104,6 +104,23 @@ class RingReader:
         return self
 
     @classmethod
+    def from_device_fd(cls, fd: int, buf_bytes: int = 8 << 20,
+                       watermark: int = 1 << 20) -> "RingReader":
+        """Map the rings of a /dev/falconet fd the caller opened and configured (the live
+        source keeps doing snaplen/interest/START on its fd; the reader dups it)."""
+        ffi, lib = _lib()
+        err = ffi.new("int *")
+        r = lib.fnet_reader_open_fd(fd, err)
+        if r == ffi.NULL:
+            e = -err[0]
+            why = ("ABI version or layout differs from this build" if e == errno.EPROTO
+                   else os.strerror(e))
+            raise OSError(e, f"fd {fd}: {why}")
+        self = cls(r, buf_bytes)
+        lib.fnet_reader_set_watermark(r, watermark)
+        return self
+
+    @classmethod
     def open_memfd(cls, prod: MemRingProducer, buf_bytes: int = 8 << 20,
                    watermark: int = 1) -> "RingReader":
         return cls.attach_memfd(prod.memfd, prod.wake_fd, prod.nr_cpus, prod.data_size,

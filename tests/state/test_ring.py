@@ -238,3 +238,11 @@ def test_open_device_errors(tmp_path):
     with pytest.raises(OSError) as e:
         RingReader.open_device("/dev/null")    # not the module: the info ioctl fails
     assert e.value.errno in (errno.ENOTTY, errno.EINVAL)
+    fd = os.open("/dev/null", os.O_RDWR)
+    try:
+        with pytest.raises(OSError) as e:
+            RingReader.from_device_fd(fd)
+        assert e.value.errno in (errno.ENOTTY, errno.EINVAL)
+        os.fstat(fd)                            # the caller's fd is left open
+    finally:
+        os.close(fd)
