@@ -48,6 +48,7 @@ struct fnet_scap {
 	uint32_t *action;
 	uint8_t pt_signed[64];
 	uint16_t *generic;
+	uint32_t *flagmap;
 	struct fnet_strtab *strings;
 	struct thread *tab;
 	uint32_t tab_mask, tab_count;
@@ -176,11 +177,12 @@ struct fnet_scap *fnet_scap_new(const struct fnet_scap_spec *spec)
 	s->procparam = malloc((size_t)n * 3);
 	s->action = malloc((size_t)n * FNET_SCAP_MAXP * sizeof(uint32_t));
 	s->generic = calloc(spec->ngeneric + 1, sizeof(uint16_t));
+	s->flagmap = calloc((size_t)spec->nflagmap * 3 + 1, sizeof(uint32_t));
 	s->strings = fnet_strtab_new();
 	s->tab = calloc(1024, sizeof(struct thread));
 	s->tab_mask = 1023;
 	if (!s->fnet || !s->flags || !s->nparams || !s->procparam || !s->action || !s->strings ||
-	    !s->tab || !s->generic) {
+	    !s->tab || !s->generic || !s->flagmap) {
 		fnet_scap_free(s);
 		return NULL;
 	}
@@ -192,6 +194,8 @@ struct fnet_scap *fnet_scap_new(const struct fnet_scap_spec *spec)
 	memcpy(s->pt_signed, spec->pt_signed, 64);
 	if (spec->ngeneric)
 		memcpy(s->generic, spec->generic, spec->ngeneric * sizeof(uint16_t));
+	if (spec->nflagmap)
+		memcpy(s->flagmap, spec->flagmap, (size_t)spec->nflagmap * 3 * sizeof(uint32_t));
 	return s;
 }
 
@@ -205,6 +209,7 @@ void fnet_scap_free(struct fnet_scap *s)
 	free(s->procparam);
 	free(s->action);
 	free(s->generic);
+	free(s->flagmap);
 	free(s->tab);
 	free(s->scratch);
 	if (s->strings)
@@ -253,38 +258,18 @@ static int read_num(const struct fnet_scap *s, const uint8_t *p, uint32_t len, u
 	return -1;
 }
 
-static int64_t oflags_to_kernel(int64_t v)
+/* Flags in the driver's PPM_* encoding -> the kernel's values, by the spec's table of
+ * (kind, PPM bits, kernel value) rows: kind 0 open flags, 1 clone flags. */
+static int64_t map_flags(const struct fnet_scap *s, uint32_t kind, int64_t v)
 {
-	static const uint32_t map[][2] = {
-		{1u << 1, 01}, {1u << 2, 0100}, {1u << 3, 02000}, {1u << 4, 010000}, {1u << 5, 0200},
-		{1u << 6, 04000}, {1u << 7, 04010000}, {1u << 8, 01000}, {1u << 9, 040000},
-		{1u << 10, 0200000}, {1u << 11, 0100000}, {1u << 12, 02000000},
-		{1u << 13, 020200000}};
 	int64_t out = 0;
-	size_t i;
+	uint32_t i;
 
-	for (i = 0; i < sizeof(map) / sizeof(map[0]); i++)
-		if (v & map[i][0])
-			out |= map[i][1];
-	if ((v & 3) == 3)
+	for (i = 0; i < s->spec.nflagmap; i++)
+		if (s->flagmap[3 * i] == kind && (v & s->flagmap[3 * i + 1]))
+			out |= s->flagmap[3 * i + 2];
+	if (kind == 0 && (v & 3) == 3)          /* PPM_O_RDWR is RDONLY|WRONLY: O_RDWR */
 		out = (out & ~(int64_t)3) | 2;
-	return out;
-}
-
-static int64_t cloneflags_to_kernel(int64_t v)
-{
-	static const uint32_t map[][2] = {
-		{0, 0x400}, {1, 0x200}, {2, 0x80000000u}, {3, 0x8000000}, {4, 0x40000000},
-		{5, 0x20000}, {6, 0x20000000}, {7, 0x4000000}, {8, 0x8000}, {9, 0x100000},
-		{10, 0x2000}, {11, 0x800}, {12, 0x40000}, {13, 0x10000}, {14, 0x800000},
-		{15, 0x100}, {20, 0x10000000}, {23, 0x200000}, {24, 0x1000000}, {25, 0x80000},
-		{27, 0x4000}, {28, 0x2000000}};
-	int64_t out = 0;
-	size_t i;
-
-	for (i = 0; i < sizeof(map) / sizeof(map[0]); i++)
-		if (v & ((int64_t)1 << map[i][0]))
-			out |= map[i][1];
 	return out;
 }
 
@@ -361,9 +346,9 @@ static int convert_param(struct fnet_scap *s, struct row *r, uint32_t act, const
 			r->ret = val;
 			r->mask |= RET_BIT;
 		} else if (kind == K_OFLAGS) {
-			set_a(r, slot, oflags_to_kernel(val));
+			set_a(r, slot, map_flags(s, 0, val));
 		} else if (kind == K_CLONEFLAGS) {
-			set_a(r, slot, cloneflags_to_kernel(val));
+			set_a(r, slot, map_flags(s, 1, val));
 		} else if (kind == K_LO32) {
 			set_a(r, slot, (r->a[slot] & ~(int64_t)0xFFFFFFFF) | (val & 0xFFFFFFFF));
 		} else if (kind == K_HI32) {
@@ -442,6 +427,31 @@ static int convert_param(struct fnet_scap *s, struct row *r, uint32_t act, const
 	}
 	}
 	return 0;
+}
+
+/* One row of the columns; the pid is the thread's as the table knows it now, else the tid. */
+static void put_row(struct fnet_scap *s, struct fnet_scap_cols *c, uint32_t k, uint64_t num,
+		    uint64_t ts, uint16_t cpu, int64_t tid, uint16_t type, const struct row *r,
+		    uint8_t dir, uint16_t code)
+{
+	struct thread *t = thread_find(s, tid);
+	size_t cap = c->cap, i;
+
+	c->num[k] = num;
+	c->ts[k] = ts;
+	c->cpu[k] = cpu;
+	c->tid[k] = tid;
+	c->pid[k] = t != NULL && t->pid > 0 ? t->pid : tid;
+	c->type[k] = type;
+	c->flags[k] = 0;
+	c->ret[k] = r->ret;
+	for (i = 0; i < 6; i++) {
+		c->a[i * cap + k] = r->a[i];
+		c->v[i * cap + k] = r->v[i];
+	}
+	c->dir[k] = dir;
+	c->code[k] = code;
+	c->argmask[k] = (uint16_t)(r->mask & (0x3F | RET_BIT));
 }
 
 /* Parameter k of an event as a 64-bit number, INT64_MIN if absent or not 8 bytes long. */
@@ -641,57 +651,27 @@ int fnet_scap_walk(struct fnet_scap *s, const uint8_t *buf, uint64_t len, uint64
 			int64_t ptid = param_i64(buf, parr, nparams, lsz, lens, s->procparam[etype * 3 + 1]);
 			int64_t cpid = param_i64(buf, parr, nparams, lsz, lens, s->procparam[etype * 3]);
 			int ci = s->procparam[etype * 3 + 2];
-			uint32_t k = rows, comm = 0;
+			uint32_t comm = 0;
+			struct row f;
 			if (ci >= 0 && (uint32_t)ci < nparams && lens[ci] != 0) {
 				uint64_t q = parr + (uint64_t)nparams * lsz;
 				for (i = 0; i < (uint32_t)ci; i++)
 					q += lens[i];
 				comm = intern(s, buf + q, strlen_n(buf + q, lens[ci]));
 			}
-			t = thread_find(s, ptid);
-			cols->num[k] = first_num + res->events - 1;
-			cols->ts[k] = ts;
-			cols->cpu[k] = cpu;
-			cols->tid[k] = ptid;
-			cols->pid[k] = t != NULL && t->pid > 0 ? t->pid : ptid;
-			cols->type[k] = s->spec.procfork_type;
-			cols->flags[k] = 0;
-			cols->ret[k] = 0;
-			for (i = 0; i < 6; i++) {
-				cols->a[(size_t)i * cap + k] = 0;
-				cols->v[(size_t)i * cap + k] = 0;
-			}
-			cols->a[k] = (int64_t)tidu;
-			cols->a[(size_t)cap + k] = cpid > 0 ? cpid : (int64_t)tidu;
-			cols->a[(size_t)2 * cap + k] = (ftype == s->spec.clone_type ||
-						       ftype == s->spec.clone3_type) ? r.a[0] : 0;
-			cols->a[(size_t)3 * cap + k] = (int64_t)ts;
-			cols->v[k] = comm;
-			cols->dir[k] = 0;
-			cols->code[k] = (uint16_t)etype;
-			cols->argmask[k] = 0xF | RET_BIT;
-			rows++;
+			memset(&f, 0, sizeof(f));
+			f.a[0] = (int64_t)tidu;
+			f.a[1] = cpid > 0 ? cpid : (int64_t)tidu;
+			f.a[2] = (ftype == s->spec.clone_type || ftype == s->spec.clone3_type) ? r.a[0] : 0;
+			f.a[3] = (int64_t)ts;
+			f.v[0] = comm;
+			f.mask = 0xF | RET_BIT;
+			put_row(s, cols, rows++, first_num + res->events - 1, ts, cpu, ptid,
+				s->spec.procfork_type, &f, 0, (uint16_t)etype);
 		}
-		if (modelled) {
-			uint32_t k = rows;
-			t = thread_find(s, (int64_t)tidu);
-			cols->num[k] = first_num + res->events - 1;
-			cols->ts[k] = ts;
-			cols->cpu[k] = cpu;
-			cols->tid[k] = (int64_t)tidu;
-			cols->pid[k] = t != NULL && t->pid > 0 ? t->pid : (int64_t)tidu;
-			cols->type[k] = ftype;
-			cols->flags[k] = 0;
-			cols->ret[k] = r.ret;
-			for (i = 0; i < 6; i++) {
-				cols->a[(size_t)i * cap + k] = r.a[i];
-				cols->v[(size_t)i * cap + k] = r.v[i];
-			}
-			cols->dir[k] = (fl & F_ENTER) ? 1 : 0;
-			cols->code[k] = (uint16_t)etype;
-			cols->argmask[k] = (uint16_t)(r.mask & (0x3F | RET_BIT));
-			rows++;
-		}
+		if (modelled)
+			put_row(s, cols, rows++, first_num + res->events - 1, ts, cpu, (int64_t)tidu, ftype,
+				&r, (fl & F_ENTER) ? 1 : 0, (uint16_t)etype);
 		if (fl & F_EXIT_THREAD) {
 			t = thread_find(s, (int64_t)tidu);
 			if (t != NULL)

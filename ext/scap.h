@@ -41,6 +41,8 @@ struct fnet_scap_spec {
 	const uint8_t *pt_signed;  /* [64] */
 	const uint16_t *generic;   /* [ngeneric] Falconet type of GENERIC events by PPM_SC code */
 	uint32_t ngeneric;
+	const uint32_t *flagmap;   /* [nflagmap * 3] (0 open / 1 clone, PPM bits, kernel value) */
+	uint32_t nflagmap;
 	uint32_t max_threads;      /* bound of the per-thread table */
 	uint32_t max_event;        /* largest accepted event block (LARGE blocks) */
 };

@@ -109,7 +109,7 @@ class CWalker:
         from .scap_convert import PT_SIGNED
         self._keep = [np.ascontiguousarray(x) for x in
                       (sp.fnet, sp.flags, sp.nparams, sp.procparam, sp.action, PT_SIGNED,
-                       sp.generic)]
+                       sp.generic, sp.flagmap)]
         k = self._keep
         cspec = ffi.new("struct fnet_scap_spec *")
         cspec.ntypes = sp.ntypes
@@ -124,6 +124,8 @@ class CWalker:
         cspec.pt_signed = ffi.cast("uint8_t *", k[5].ctypes.data)
         cspec.generic = ffi.cast("uint16_t *", k[6].ctypes.data)
         cspec.ngeneric = len(k[6])
+        cspec.flagmap = ffi.cast("uint32_t *", k[7].ctypes.data)
+        cspec.nflagmap = len(k[7])
         cspec.max_threads = MAX_THREADS
         cspec.max_event = MAX_EVENT_BLOCK
         self.s = lib.fnet_scap_new(cspec)

@@ -9,6 +9,7 @@ Per scap event code ``c``:
 
     fnet[c]      Falconet event type (0 = not modelled: counted and skipped)
     generic[sc]  for GENERIC_E/X (F_GENERIC): Falconet type by the PPM_SC code in param 0
+    flagmap      (kind, PPM bits, kernel value) rows of K_OFLAGS (kind 0) / K_CLONEFLAGS (1)
     flags[c]     F_ENTER (a '>' event), F_LARGE (4-byte parameter lengths),
                  F_PAIR (a syscall event: takes part in enter/exit pairing),
                  F_PIDSRC (exit carries the thread's pid: clone/fork/vfork/execve family),
@@ -163,6 +164,8 @@ class Spec:
         self.nparams = np.zeros(n, dtype=np.uint8)
         self.procparam = np.full((n, 3), -1, dtype=np.int8)
         self.action = np.zeros((n, MAXP), dtype=np.uint32)
+        self.flagmap = np.array([(0, bit, kv) for bit, kv in OFLAGS] +
+                                [(1, 1 << bit, kv) for bit, kv in CLONEFLAGS], dtype=np.uint32)
         self.generic = np.zeros(GENERIC_MAX, dtype=np.uint16)
         for sc, name in GENERIC_SC.items():
             self.generic[sc] = abi.BY_NAME[name].num
