@@ -36,6 +36,8 @@ struct ring {
 	uint32_t *off;		/* record offsets (pos & mask) */
 	uint64_t *ts;
 	uint64_t end;		/* position after the last walked record */
+	uint64_t block_ts;	/* ts of the first record not walked for lack of budget */
+	int blocked;
 };
 
 struct fnet_ring_reader {
@@ -322,14 +324,16 @@ static int grow_walk(struct ring *g)
 	return 0;
 }
 
-/* Walk the complete records of one ring from g->pos, at most `budget` bytes. */
-static int walk(struct fnet_ring_reader *r, struct ring *g, uint64_t budget)
+/* Walk the complete records of one ring from g->pos, at most `budget` bytes (the first
+ * record whatever its size, if it fits in the caller's cap). */
+static int walk(struct fnet_ring_reader *r, struct ring *g, uint64_t budget, uint64_t cap)
 {
 	uint64_t prod = LOAD_ACQ(&g->prod->producer_pos);
 	uint64_t p = g->pos, mask = g->size - 1;
 	int corrupt = 0;
 
 	g->n = g->at = 0;
+	g->blocked = 0;
 	if (prod - p > g->size) {	/* impossible positions: resync */
 		corrupt = 1;
 		r->st.corrupt_bytes += prod - p;
@@ -349,8 +353,12 @@ static int walk(struct fnet_ring_reader *r, struct ring *g, uint64_t budget)
 				prod = p;	/* emit what came before, skip the rest next call */
 			break;
 		}
-		if (p - g->pos + len > budget)
+		if (p - g->pos + len > budget && (g->n > 0 || len > cap)) {
+			/* still bounds the cutoff: nothing newer may pass this record */
+			g->blocked = 1;
+			g->block_ts = h->ts;
 			break;
+		}
 		if (g->n == g->cap && grow_walk(g) < 0)
 			break;
 		g->off[g->n] = (uint32_t)(p & mask);
@@ -396,10 +404,20 @@ int64_t fnet_reader_read(struct fnet_ring_reader *r, uint8_t *out, uint64_t cap,
 	uint32_t nh = 0, with = 0, corrupt = 0;
 	uint32_t *h = r->heap;
 
+	/* Walk about cap / (busy CPUs) per CPU: the merge emits at most cap in all, and whatever
+	 * is walked but not emitted would be walked again by the next call. */
+	uint32_t busy = 0;
+	uint64_t budget;
+
+	for (uint32_t c = 0; c < r->nr_cpus; c++)
+		busy += LOAD_ACQ(&r->rings[c].prod->producer_pos) != r->rings[c].pos;
+	budget = busy > 1 ? cap / busy : cap;
+	if (budget < FNET_MAX_RECORD + 8 && cap >= FNET_MAX_RECORD + 8)
+		budget = FNET_MAX_RECORD + 8;	/* always room for one record of any size */
 	for (uint32_t c = 0; c < r->nr_cpus; c++) {
 		struct ring *g = &r->rings[c];
 
-		if (walk(r, g, cap)) {
+		if (walk(r, g, budget, cap)) {
 			corrupt++;
 			r->st.corrupt++;
 		}
@@ -407,6 +425,8 @@ int64_t fnet_reader_read(struct fnet_ring_reader *r, uint8_t *out, uint64_t cap,
 			with++;
 			if (g->ts[g->n - 1] < cutoff)
 				cutoff = g->ts[g->n - 1];
+		} else if (g->blocked && g->block_ts < cutoff) {
+			cutoff = g->block_ts;
 		}
 		uint64_t d = g->prod->drops_full + g->prod->drops_fault + g->prod->drops_toolong +
 			     g->prod->drops_compat;

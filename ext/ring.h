@@ -77,7 +77,8 @@ void fnet_reader_set_watermark(struct fnet_ring_reader *r, uint64_t bytes);
 /* 1 = data may be ready, 0 = timeout, FNET_RING_GONE, or -errno. timeout_ms < 0: forever. */
 int fnet_reader_wait(struct fnet_ring_reader *r, int timeout_ms);
 /* Merge up to cap bytes of records into out; returns bytes written (>= 0), or
- * FNET_RING_GONE when the source is gone and nothing is left. */
+ * FNET_RING_GONE when the source is gone and nothing is left.  cap must be at least
+ * FNET_MAX_RECORD, or a record larger than cap blocks the rings (order is never broken). */
 int64_t fnet_reader_read(struct fnet_ring_reader *r, uint8_t *out, uint64_t cap,
 			 struct fnet_read_info *info);
 void fnet_reader_get_stats(struct fnet_ring_reader *r, struct fnet_reader_stats *out);

@@ -235,7 +235,7 @@ static void split_dir(struct fnet_state *s, struct fnet_fver *f)
 	}
 	if (f->type != FNET_FD_FILE || is_empty(s, f->name))
 		return;
-	struct memo_dir *m = &s->mdir[(f->name * 2654435761u) >> 18 & (FNET_MEMO - 1)];
+	struct memo_dir *m = &s->mdir[(f->name * 2654435761u) >> 20 & (FNET_MEMO - 1)];
 
 	if (m->name == f->name) {
 		f->directory = m->dir;
@@ -271,7 +271,7 @@ static int get_saddr(struct fnet_state *s, uint32_t id, struct saddr *a)
 	memset(a, 0, sizeof(*a));
 	if (id <= FNET_EMPTY_ID)
 		return 0;
-	struct memo_addr *m = &s->maddr[(id * 2654435761u) >> 18 & (FNET_MEMO - 1)];
+	struct memo_addr *m = &s->maddr[(id * 2654435761u) >> 20 & (FNET_MEMO - 1)];
 
 	if (m->id == id) {
 		a->family = m->family;

@@ -16,7 +16,7 @@
 #define FNET_FD_CLOEXEC 0x80000000u
 #define FNET_MAX_CHAIN 64	/* ancestors walked when making versions / finding leaders */
 #define FNET_EMPTY_ID 1
-#define FNET_TCACHE 4096	/* direct-mapped tid -> process cache */
+#define FNET_TCACHE 1024	/* direct-mapped tid -> process cache */
 
 struct hmap {
 	uint64_t *keys;		/* key + 1; 0 = empty */
@@ -54,7 +54,7 @@ struct tcache_ent {
 };
 
 /* memo caches of pure functions of string ids (ids are stable for the table's life) */
-#define FNET_MEMO 16384
+#define FNET_MEMO 4096
 struct memo_dir { uint32_t name, dir, file; };
 struct memo_addr { uint32_t id, text; uint16_t family, port; };
 struct memo_sock { uint64_t k1, k2; uint32_t name; };

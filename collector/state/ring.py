@@ -82,6 +82,9 @@ class MemRingProducer:
 class RingReader:
     def __init__(self, ptr, buf_bytes: int) -> None:
         ffi, lib = _lib()
+        if buf_bytes < 65536:
+            lib.fnet_reader_close(ptr)
+            raise ValueError("the read buffer must hold the largest record (64 KiB)")
         self.ffi, self.lib = ffi, lib
         self._r = ptr
         self._buf = np.empty(buf_bytes, np.uint8)
