@@ -13,8 +13,10 @@
  * the pending syscall enter event (to give exit rows the enter's parameters, as Falco does
  * for old captures) and the thread's pid (seeded from the process list, updated by
  * clone/fork/execve exits, dropped at procexit; a thread never seen has pid = tid, as in
- * libsinsp).  Strings go into a private intern table;
- * Python maps its ids onto the pipeline's StringTable once per distinct string.
+ * libsinsp).  A child's clone exit (res 0) also makes a PROC_FORK row just before its own
+ * (the record the live driver writes at sched_process_fork), so an event makes at most two
+ * rows.  Strings go into a private intern table; Python maps its ids onto the pipeline's
+ * StringTable once per distinct string.
  */
 #ifndef FALCONET_SCAP_H
 #define FALCONET_SCAP_H
