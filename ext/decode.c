@@ -97,6 +97,7 @@ uint32_t fnet_decode(const uint8_t *buf, size_t size, uint64_t first_num,
 
 	memset(st, 0, sizeof(*st));
 	st->bad_offset = -1;
+	fnet_strtab_lock(strings); /* once per buffer, not per string (intern.h) */
 	while (off < size) {
 		const uint8_t *p = buf + off;
 		size_t left = size - off;
@@ -161,7 +162,7 @@ uint32_t fnet_decode(const uint8_t *buf, size_t size, uint64_t first_num,
 				else if (l == last[i].len && bytes_eq(vp, last[i].p, l))
 					id = last[i].id;
 				else
-					id = fnet_strtab_intern(strings, vp, l);
+					id = fnet_strtab_intern_locked(strings, vp, l);
 				last[i].p = vp;
 				last[i].len = l;
 				last[i].id = id;
@@ -186,6 +187,7 @@ bad:
 	st->bad_reason = bad_reason(&h, size - off);
 	st->consumed = size;
 out:
+	fnet_strtab_unlock(strings);
 	st->records = n;
 	st->bytes = bytes;
 	st->unknown_type = unknown;

@@ -2,10 +2,12 @@
 /*
  * intern.c - open-addressing hash table from byte strings to dense ids (see intern.h).
  *
+ * Thread-safe: one mutex per table (decoder, state engine and Python threads share one).
  * Strings are copied into an append-only arena of chunks (pointers stay valid while the
  * table lives); the index is a power-of-two array of (hash tag, id) slots with linear
  * probing, grown at 50% load.  Hash: word-at-a-time xor-multiply plus a final mix (strtab_hash).
  */
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -33,6 +35,7 @@ struct chunk {
 };
 
 struct fnet_strtab {
+	pthread_mutex_t lock;	/* every public function but the _locked ones takes it */
 	struct str_ent *ents;
 	uint32_t count, ents_cap;
 	struct slot *slots;
@@ -178,6 +181,10 @@ struct fnet_strtab *fnet_strtab_new(void)
 
 	if (!t)
 		return NULL;
+	if (pthread_mutex_init(&t->lock, NULL) != 0) {
+		free(t);
+		return NULL;
+	}
 	t->ents_cap = 1024;
 	t->ents = calloc(t->ents_cap, sizeof(*t->ents));
 	t->mask = 2047;
@@ -206,10 +213,38 @@ void fnet_strtab_free(struct fnet_strtab *t)
 	}
 	free(t->ents);
 	free(t->slots);
+	pthread_mutex_destroy(&t->lock);
 	free(t);
 }
 
+/* The lock guards the index and the entry array (both move when they grow); the arena
+ * never moves, so bytes returned by fnet_strtab_get stay valid without it. */
+static inline pthread_mutex_t *strtab_mutex(const struct fnet_strtab *t)
+{
+	return (pthread_mutex_t *)&t->lock;
+}
+
+void fnet_strtab_lock(struct fnet_strtab *t)
+{
+	pthread_mutex_lock(&t->lock);
+}
+
+void fnet_strtab_unlock(struct fnet_strtab *t)
+{
+	pthread_mutex_unlock(&t->lock);
+}
+
 uint32_t fnet_strtab_intern(struct fnet_strtab *t, const uint8_t *p, uint32_t len)
+{
+	uint32_t id;
+
+	pthread_mutex_lock(&t->lock);
+	id = fnet_strtab_intern_locked(t, p, len);
+	pthread_mutex_unlock(&t->lock);
+	return id;
+}
+
+uint32_t fnet_strtab_intern_locked(struct fnet_strtab *t, const uint8_t *p, uint32_t len)
 {
 	uint64_t h = strtab_hash(p, len);
 	uint32_t slot;
@@ -248,28 +283,44 @@ uint32_t fnet_strtab_intern(struct fnet_strtab *t, const uint8_t *p, uint32_t le
 void fnet_strtab_intern_many(struct fnet_strtab *t, const uint8_t *blob, const uint64_t *off,
 			     uint32_t n, uint32_t *out)
 {
+	pthread_mutex_lock(&t->lock);
 	for (uint32_t i = 0; i < n; i++)
-		out[i] = fnet_strtab_intern(t, blob + off[i], (uint32_t)(off[i + 1] - off[i]));
+		out[i] = fnet_strtab_intern_locked(t, blob + off[i],
+						   (uint32_t)(off[i + 1] - off[i]));
+	pthread_mutex_unlock(&t->lock);
 }
 
 uint32_t fnet_strtab_lookup(const struct fnet_strtab *t, const uint8_t *p, uint32_t len)
 {
-	uint32_t slot;
+	uint64_t h = strtab_hash(p, len);
+	uint32_t slot, id;
 
-	return strtab_find(t, p, len, strtab_hash(p, len), &slot);
+	pthread_mutex_lock(strtab_mutex(t));
+	id = strtab_find(t, p, len, h, &slot);
+	pthread_mutex_unlock(strtab_mutex(t));
+	return id;
 }
 
 uint32_t fnet_strtab_count(const struct fnet_strtab *t)
 {
-	return t->count;
+	uint32_t n;
+
+	pthread_mutex_lock(strtab_mutex(t));
+	n = t->count;
+	pthread_mutex_unlock(strtab_mutex(t));
+	return n;
 }
 
 const uint8_t *fnet_strtab_get(const struct fnet_strtab *t, uint32_t id, uint32_t *len)
 {
-	if (id == 0 || id >= t->count) {
-		*len = 0;
-		return NULL;
+	const uint8_t *p = NULL;
+
+	*len = 0;
+	pthread_mutex_lock(strtab_mutex(t));
+	if (id != 0 && id < t->count) {
+		*len = t->ents[id].len;
+		p = t->ents[id].p;
 	}
-	*len = t->ents[id].len;
-	return t->ents[id].p;
+	pthread_mutex_unlock(strtab_mutex(t));
+	return p;
 }

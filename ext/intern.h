@@ -6,6 +6,12 @@
  * "absent" (Falco's <NA>) and id 1 is the empty string; both exist in a new table.  Ids are
  * stable for the table's lifetime, so Python caches per-id results (decoded text, predicate
  * results).  Python's StringTable for the C backend wraps one of these.
+ *
+ * Thread safety: a table is shared by the reader thread (decoding) and the main thread
+ * (state engine, rules, outputs), and cffi releases the GIL during C calls, so every
+ * function takes the table's mutex.  A caller interning many strings in a row may instead
+ * hold it with fnet_strtab_lock() and call fnet_strtab_intern_locked() (the decoder does,
+ * once per buffer).
  */
 #ifndef FALCONET_INTERN_H
 #define FALCONET_INTERN_H
@@ -28,5 +34,10 @@ uint32_t fnet_strtab_count(const struct fnet_strtab *t);
 /* Bytes of an id (NULL for 0 or out of range); *len receives the length. */
 const uint8_t *fnet_strtab_get(const struct fnet_strtab *t, uint32_t id, uint32_t *len);
 /* END CDEF */
+
+void fnet_strtab_lock(struct fnet_strtab *t);
+void fnet_strtab_unlock(struct fnet_strtab *t);
+/* fnet_strtab_intern for a caller holding the lock. */
+uint32_t fnet_strtab_intern_locked(struct fnet_strtab *t, const uint8_t *p, uint32_t len);
 
 #endif

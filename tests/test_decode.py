@@ -355,3 +355,43 @@ def test_string_table_growth(impl):
     assert t.intern_many(vals[::-1]).tolist() == ids.tolist()[::-1]
     assert t.lookup(b"/p/149999") == 150_001 and t.get(150_002) == vals[-1]
     assert t.lookup(b"/p/150000") is None and len(t) == 2 + len(vals)
+
+
+@pytest.mark.skipif(not HAVE_C, reason="C extension not built")
+def test_c_table_shared_between_threads():
+    """The reader thread decodes (GIL released in C) while another thread interns and reads
+    the same table, as the pipeline does: no crash, one id per string, get() round-trips."""
+    import threading
+
+    from collector.sources.synthetic import SyntheticSource
+    t = native.CStringTable()
+    bufs = list(SyntheticSource(events=40_000, seed=3, string_cardinality=20_000,
+                                batch_events=2000).raw_batches())
+    errors = []
+
+    def decoder():
+        d = native.CDecoder(t)
+        try:
+            for _ in range(3):
+                for b in bufs:
+                    d.decode(b, 1)
+        except Exception as e:  # noqa: BLE001 - reported below
+            errors.append(e)
+
+    th = threading.Thread(target=decoder)
+    th.start()
+    mine = {}
+    i = 0
+    while th.is_alive() or i < 20_000:
+        s = b"/other/%d" % (i % 30_000)
+        mine.setdefault(s, t.intern(s))
+        assert mine[s] == t.intern(s)
+        j = int(np.random.default_rng(i).integers(1, len(t)))
+        assert t.get(j) is not None
+        i += 1
+    th.join()
+    assert not errors
+    vals = [t.get(k) for k in range(1, len(t))]
+    assert len(set(vals)) == len(vals)                      # one id per string
+    assert all(t.lookup(v) == k + 1 for k, v in enumerate(vals))
+    assert all(t.get(v) == k for k, v in mine.items())
