@@ -147,10 +147,13 @@ class CCore:
     def _tables(self):
         ffi, lib = self.ffi, self.lib
         cnt = ffi.new("uint32_t *")
+        # copied as bytes, then viewed: numpy copies structured arrays field by field
         p = lib.fnet_state_pvers(self._s, cnt)
-        pvt = np.frombuffer(ffi.buffer(p, cnt[0] * PVER_DTYPE.itemsize), PVER_DTYPE).copy()
+        pvt = np.frombuffer(ffi.buffer(p, cnt[0] * PVER_DTYPE.itemsize), np.uint8).copy() \
+            .view(PVER_DTYPE)
         p = lib.fnet_state_fvers(self._s, cnt)
-        fvt = np.frombuffer(ffi.buffer(p, cnt[0] * FVER_DTYPE.itemsize), FVER_DTYPE).copy()
+        fvt = np.frombuffer(ffi.buffer(p, cnt[0] * FVER_DTYPE.itemsize), np.uint8).copy() \
+            .view(FVER_DTYPE)
         return pvt, fvt
 
     def dump(self):
