@@ -10,7 +10,9 @@ Entry points (each part adds its own, documented where it is implemented):
     StringTable()
         The intern table (exactly the interface of collector.batch.StringTable: intern,
         intern_many, lookup, get, text, texts, len).  C backend: wraps ext/intern.c's table,
-        which C code (decoder, state engine) shares through ``StringTable.ptr``.
+        which C code (decoder, state engine) shares through ``StringTable.ptr``; it is safe
+        to use from several threads (a mutex per table: the reader thread decodes while the
+        main thread's state engine and rules intern and read).
 
     Decoder(strings=None)
         ``.decode(buf, first_num=1) -> (EventBatch, DecodeStats)``: one pass over a buffer of
@@ -65,6 +67,7 @@ class CStringTable(_batch.StringTable):
         self.ptr = ffi.gc(t, lib.fnet_strtab_free)
         self._t = t
         self._text = [None, ""]
+        self.memo = {}
 
     def __len__(self) -> int:
         return _native.lib.fnet_strtab_count(self._t)
