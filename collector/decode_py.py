@@ -106,9 +106,11 @@ def _record_offsets(b: np.ndarray) -> tuple[np.ndarray, int, int]:
     the chain reached the end of the buffer exactly).
 
     A record's length says where the next one starts, so the true chain is sequential.  It is
-    found in runs: every 8-byte slot that looks like a header (framed length, known type, vlen[]
-    within len, zero _pad) is a candidate; a candidate whose length lands exactly on the next candidate is linked to it.
-    From the current position, the whole linked run is taken at once; Python only steps at a
+    found in runs: every 8-byte slot that looks like a header (framed length, known type,
+    vlen[] within len, zero _pad) is a candidate, and a candidate whose length lands exactly on
+    the next candidate is linked to it.  From the current position (always a true record
+    boundary) the whole linked run is taken at once, each link being a verified step of the
+    chain, so the heuristics only decide speed, never the result.  Python only steps at a
     break (a record that is not a candidate, or a candidate followed by a false one), so a
     clean buffer costs one step and an adversarial one no more than a step per record.
     """
@@ -121,7 +123,8 @@ def _record_offsets(b: np.ndarray) -> tuple[np.ndarray, int, int]:
     cand = maybe[_KNOWN[lo[maybe] >> 16] & (maybe + HDR_WORDS <= nslots)]
     # ... whose vlen[] fit in len and whose _pad is 0 (an inode number in arg[4] often looks
     # like len | type otherwise); a true record failing this is merely stepped over singly.
-    tail = b[: nslots * 8].view("<u8")[cand[:, None] + np.array([10, 11])]   # vlen[0..3], vlen[4..5] + pad
+    # words 10 and 11 of a header: vlen[0..3], then vlen[4..5] and _pad
+    tail = b[: nslots * 8].view("<u8")[cand[:, None] + np.array([10, 11])]
     v4 = tail.view("<u2").reshape(-1, 8).astype(np.int64)
     ln = (lo[cand] & 0xFFFF).astype(np.int64)
     cand = cand[(v4[:, :6].sum(axis=1) + HDR <= ln) & ((tail[:, 1] >> np.uint64(32)) == 0)]
