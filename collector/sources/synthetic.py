@@ -325,25 +325,22 @@ class SyntheticSource(Source):
         left = self.n_events
         pend: list[bytes] = []
         pend_n = 0
-        while left > 0 or pend_n:
-            if left > 0:
-                k = min(CHUNK, left)
-                buf, offs = world.chunk(k)
-                left -= k
-                while True:                         # cut this chunk at batch boundaries
-                    take = min(self.batch_events - pend_n, len(offs) - 1)
-                    pend.append(buf[: offs[take]])
-                    pend_n += take
-                    buf, offs = buf[offs[take]:], offs[take:] - offs[take]
-                    if pend_n < self.batch_events:
-                        break
+        while left > 0:
+            k = min(CHUNK, left)
+            buf, offs = world.chunk(k)
+            left -= k
+            mv = memoryview(buf)
+            i = 0                                       # records of this chunk already cut
+            while i < k:                                # cut at batch boundaries, no copies
+                take = min(self.batch_events - pend_n, k - i)
+                pend.append(mv[offs[i]: offs[i + take]])
+                pend_n += take
+                i += take
+                if pend_n == self.batch_events:
                     yield b"".join(pend)
                     pend, pend_n = [], 0
-                    if len(offs) == 1:
-                        break
-            else:
-                yield b"".join(pend)
-                pend, pend_n = [], 0
+        if pend_n:
+            yield b"".join(pend)
 
     def _open(self) -> None:
         if self.strings is None:
