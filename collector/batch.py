@@ -26,7 +26,7 @@ in the same ``cols`` dict under their own names.  Sources set ``boot_ns`` so tha
 
 from __future__ import annotations
 
-from typing import Iterable
+from collections.abc import Iterable
 
 import numpy as np
 
@@ -49,9 +49,13 @@ class StringTable:
     (invalid bytes escaped as ``\\xNN``, as Falco escapes them) and caches the result.
     """
 
-    __slots__ = ("_ids", "_bytes", "_text")
+    __slots__ = ("_bytes", "_ids", "_text", "memo")
 
     def __init__(self) -> None:
+        #: Lookup tables derived from this table's ids (errno names, event type names...),
+        #: keyed by their builder; they live and die with the table, so a new table can never
+        #: be handed ids that belong to another.
+        self.memo: dict = {}
         self._ids: dict[bytes, int] = {b"": EMPTY}
         self._bytes: list[bytes | None] = [None, b""]
         self._text: list[str | None] = [None, ""]
@@ -82,6 +86,13 @@ class StringTable:
     def get(self, i: int) -> bytes | None:
         return self._bytes[i]
 
+    def derived(self, key, make):
+        """``make(self)`` computed once per table and kept in ``memo`` under ``key``."""
+        v = self.memo.get(key)
+        if v is None:
+            v = self.memo[key] = make(self)
+        return v
+
     def text(self, i: int) -> str | None:
         t = self._text[i]
         if t is None and i != NA:
@@ -107,7 +118,7 @@ def _decode(b: bytes) -> str:
 class EventBatch:
     """Equally long columns, one row per event.  ``cols`` maps column name -> 1-D array."""
 
-    __slots__ = ("cols", "strings", "n", "boot_ns", "source")
+    __slots__ = ("boot_ns", "cols", "n", "source", "strings")
 
     def __init__(self, cols: dict[str, np.ndarray], strings: StringTable, boot_ns: int = 0,
                  source: str = "syscall"):
@@ -121,7 +132,7 @@ class EventBatch:
         self.source = source
 
     @classmethod
-    def empty(cls, strings: StringTable, n: int = 0) -> "EventBatch":
+    def empty(cls, strings: StringTable, n: int = 0) -> EventBatch:
         return cls({k: np.zeros(n, dt) for k, dt in BASE_COLUMNS.items()}, strings)
 
     def __len__(self) -> int:
@@ -133,18 +144,18 @@ class EventBatch:
     def __contains__(self, name: str) -> bool:
         return name in self.cols
 
-    def take(self, index: np.ndarray) -> "EventBatch":
+    def take(self, index: np.ndarray) -> EventBatch:
         """Rows selected by an integer index array or a boolean mask, as a new batch."""
         return EventBatch({k: v[index] for k, v in self.cols.items()}, self.strings,
                           self.boot_ns, self.source)
 
-    def copy(self) -> "EventBatch":
+    def copy(self) -> EventBatch:
         """A batch that owns its columns (decoders reuse their buffers between batches)."""
         return EventBatch({k: v.copy() for k, v in self.cols.items()}, self.strings,
                           self.boot_ns, self.source)
 
     @staticmethod
-    def concat(batches: list["EventBatch"]) -> "EventBatch":
+    def concat(batches: list[EventBatch]) -> EventBatch:
         if not batches:
             raise ValueError("concat of no batches")
         names = batches[0].cols.keys()

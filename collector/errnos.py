@@ -3,25 +3,26 @@
 from __future__ import annotations
 
 import errno as _errno
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 
 from .batch import StringTable
 
 MAX_ERRNO = 4096
-_CACHE: dict[int, np.ndarray] = {}
+
+
+def _errno_lut(strings: StringTable) -> np.ndarray:
+    lut = np.zeros(MAX_ERRNO + 1, dtype=np.uint32)
+    lut[0] = strings.intern("SUCCESS")
+    for code in range(1, MAX_ERRNO + 1):
+        lut[code] = strings.intern(_errno.errorcode.get(code, f"E{code}"))
+    return lut
 
 
 def errno_ids(strings: StringTable) -> Callable[[np.ndarray], np.ndarray]:
     """A vectorized map ret -> string id, using one lookup table per string table."""
-    lut = _CACHE.get(id(strings))
-    if lut is None:
-        lut = np.zeros(MAX_ERRNO + 1, dtype=np.uint32)
-        lut[0] = strings.intern("SUCCESS")
-        for code in range(1, MAX_ERRNO + 1):
-            lut[code] = strings.intern(_errno.errorcode.get(code, f"E{code}"))
-        _CACHE[id(strings)] = lut
+    lut = strings.derived(_errno_lut, _errno_lut)
     success = lut[0]
 
     def conv(ret: np.ndarray) -> np.ndarray:

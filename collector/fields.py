@@ -95,12 +95,11 @@ def column(name: str, kind: str) -> Extractor:
 
 # --- base event fields (from the record header) ---------------------------------------------
 
-_TYPE_NAME_IDS: dict[int, tuple] = {}
 
 
 def _evt_type(batch: EventBatch, arg: str | None) -> Values:
     """evt.type as string ids of Falco's syscall names (interned once per table)."""
-    lut = _per_table(_TYPE_NAME_IDS, batch.strings, _type_name_lut)
+    lut = batch.strings.derived(_type_name_lut, _type_name_lut)
     return Values("str", lut[batch.cols["type"]])
 
 
@@ -109,16 +108,6 @@ def _type_name_lut(strings) -> np.ndarray:
     for e in abi.EVENTS:
         lut[e.num] = strings.intern(e.falco)
     return lut
-
-
-def _per_table(cache: dict, strings, make):
-    """A lookup table of string ids built once per string table.  The cache holds the table
-    itself, so its id() cannot be reused by another table while the entry exists."""
-    entry = cache.get(id(strings))
-    if entry is None or entry[0] is not strings:
-        entry = (strings, make(strings))
-        cache[id(strings)] = entry
-    return entry[1]
 
 
 def _evt_time(batch: EventBatch, arg: str | None) -> Values:
@@ -192,7 +181,6 @@ def _evt_arg(batch: EventBatch, arg: str | None, raw: bool = False) -> Values:
     return Values("str", strs, valid)
 
 
-_RES_IDS: dict[int, tuple] = {}
 
 
 def _res_lut(strings) -> np.ndarray:
@@ -208,7 +196,7 @@ def _res_lut(strings) -> np.ndarray:
 
 def _res(batch: EventBatch, arg: str | None) -> Values:
     """evt.res: SUCCESS or the errno name, as Falco renders it."""
-    lut = _per_table(_RES_IDS, batch.strings, _res_lut)
+    lut = batch.strings.derived(_res_lut, _res_lut)
     ret = batch.cols["ret"]
     out = lut[np.clip(-ret, 0, len(lut) - 1)]
     out[ret >= 0] = lut[0]
@@ -390,7 +378,6 @@ def _evt_source(batch: EventBatch, arg: str | None) -> Values:
 
 
 _CATEGORY = {"FILE": "file", "PROC": "process", "NET": "net", "CRED": "user", "SYS": "system"}
-_CAT_IDS: dict[int, tuple] = {}
 
 
 def _cat_lut(strings) -> np.ndarray:
@@ -401,7 +388,7 @@ def _cat_lut(strings) -> np.ndarray:
 
 
 def _evt_category(batch: EventBatch, arg: str | None) -> Values:
-    return Values("str", _per_table(_CAT_IDS, batch.strings, _cat_lut)[batch.cols["type"]])
+    return Values("str", batch.strings.derived(_cat_lut, _cat_lut)[batch.cols["type"]])
 
 
 def _evt_args(batch: EventBatch, arg: str | None) -> Values:
