@@ -395,3 +395,18 @@ def test_c_table_shared_between_threads():
     assert len(set(vals)) == len(vals)                      # one id per string
     assert all(t.lookup(v) == k + 1 for k, v in enumerate(vals))
     assert all(t.get(v) == k for k, v in mine.items())
+
+
+def test_decode_stats_accumulate():
+    total = decode_py.DecodeStats()
+    _, a = both(OPEN + R.encode(120, tid=1, pid=1, ts=1, raw_type=True))
+    _, b = both(CLOSE + _set_len(OPEN, 0))
+    total += a
+    total += b
+    assert (total.records, total.unknown_type, total.bad_length) == (2, 1, 1)
+    assert total.bytes == len(OPEN) + len(CLOSE)
+    assert total.skipped == {"unknown_type": 1, "bad_length": 1}
+    assert total.skipped_bytes == {"unknown_type": 96, "bad_length": len(OPEN)}
+    assert (total.bad_offset, total.bad_reason) == (len(CLOSE), "len_small")
+    assert total.consumed == len(OPEN) + 96 + len(CLOSE) + len(OPEN)
+    assert set(total.as_dict()) >= {"records", "bytes", "bad_offset", "bad_reason"}
