@@ -58,7 +58,7 @@ class MetaError(Exception):
 class _Cursor:
     """Bounds-checked little-endian reads over one block body."""
 
-    __slots__ = ("b", "p", "end", "base", "what")
+    __slots__ = ("b", "base", "end", "p", "what")
 
     def __init__(self, body: bytes, base: int, what: str, start: int = 0, end: int | None = None):
         self.b = body
