@@ -42,6 +42,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     common.add_rules_options(p)
     common.add_config_options(p)
     common.add_stats_options(p)
+    p.add_argument("--no-reload", action="store_true",
+                   help="do not watch the rules and configuration files (by default a change "
+                        "is compiled in the background and swapped in; a broken change keeps "
+                        "the running rules and is reported)")
     p.add_argument("-v", "--verbose", action="store_true", help="also print rule-loading warnings")
 
 
@@ -53,17 +57,40 @@ def _raw_source(args: argparse.Namespace, engine) -> DecodingSource:
     from ..sources.live import LiveSource
     interest = getattr(engine, "event_types", None) if engine is not None else None
     live = LiveSource(interest=set(interest) if interest else None)
-    try:
-        from ..state.procscan import scan_snapshot
-        live.snapshot = scan_snapshot()
-    except ModuleNotFoundError:
-        pass
+    from ..state.procscan import scan_snapshot
+    live.snapshot = scan_snapshot()
     return DecodingSource(live, name="kernel")
+
+
+def _say(msg: str) -> None:
+    print(f"falconet: {msg}", file=sys.stderr, flush=True)
+
+
+def _engine(args: argparse.Namespace, cfg, on_reload):
+    """The rule engine; unless --no-reload, one that follows edits of its files."""
+    if args.no_reload:
+        return common.build_engine(args, cfg)
+    from ..rules.reload import watch_rules
+    return watch_rules(common.rules_paths(args, cfg), getattr(args, "config", None),
+                       getattr(args, "option", []),
+                       on_error=lambda m: _say(f"rules reload failed, keeping the running rules: {m}"),
+                       on_reload=on_reload, warn=lambda m: _say(f"warning: {m}"),
+                       tags=args.tags, disable_tags=args.disable_tags,
+                       disable_substrings=args.disable_substrings, all_events=args.all_events)
 
 
 def run(args: argparse.Namespace) -> int:
     cfg = common.load_config(args)
-    engine = common.build_engine(args, cfg)
+    source = None
+
+    def reloaded(new_engine) -> None:
+        _say(f"rules reloaded: {new_engine.stats().get('rules_enabled', '?')} rules enabled")
+        # The kernel captures only what some rule needs: follow the new rules' event types.
+        setter = getattr(getattr(source, "raw", None), "set_interest", None)
+        if setter is not None:
+            setter(set(new_engine.event_types))
+
+    engine = _engine(args, cfg, reloaded)
     source = _raw_source(args, engine)
     outputs = common.build_outputs(cfg)
     source.open()
@@ -80,5 +107,7 @@ def run(args: argparse.Namespace) -> int:
     finally:
         if web is not None:
             web.stop()
+        if hasattr(engine, "stop"):
+            engine.stop()  # the rules file watcher
         source.close()  # idempotent; needed when the web server failed and nothing ran
     return 0
