@@ -11,8 +11,9 @@ produce the same columns (tests/state/test_twins.py).  Batches must be enriched 
 order, each exactly once.
 
 Users and groups (user.name, group.name, user.loginname) come from the snapshot's "users" and
-"groups" maps, or from /etc/passwd and /etc/group when ``host_users=True`` (re-read when the
-files change, checked at most once a second).
+"groups" maps, and with ``host_users=True`` (live runs) also from /etc/passwd and /etc/group,
+re-read when the files change (checked at most every ``users_check_s`` seconds, before a
+batch is enriched).
 """
 
 from __future__ import annotations
@@ -42,7 +43,7 @@ class StateEngine:
     def __init__(self, strings, snapshot: dict | None = None, *, max_procs: int = 65536,
                  max_threads: int = 262144, max_fds: int = 1 << 20, max_fd_num: int = 65535,
                  host_users: bool = False, backend: str | None = None,
-                 lazy: bool = True) -> None:
+                 lazy: bool = True, etc: str = "/etc", users_check_s: float = 1.0) -> None:
         self.strings = strings
         self.lazy = lazy
         self.core = _make_core(strings, backend, max_procs=max_procs, max_threads=max_threads,
@@ -51,7 +52,9 @@ class StateEngine:
         self.users: dict[int, str] = {}
         self.groups: dict[int, str] = {}
         self._host_users = host_users
-        self._pw_check = 0.0
+        self._etc = etc
+        self._users_check_s = users_check_s
+        self._pw_check = -1e18
         self._pw_mtime: tuple = ()
         self.meta: dict = {}
         self.batches = 0
@@ -149,17 +152,19 @@ class StateEngine:
     # -- users -----------------------------------------------------------------------------
     def _refresh_users(self, force: bool = False) -> None:
         now = time.monotonic()
-        if not force and now - self._pw_check < 1.0:
+        if not force and now - self._pw_check < self._users_check_s:
             return
         self._pw_check = now
         try:
-            mt = (os.stat("/etc/passwd").st_mtime_ns, os.stat("/etc/group").st_mtime_ns)
+            mt = tuple((st.st_mtime_ns, st.st_size, st.st_ino) for st in (
+                os.stat(os.path.join(self._etc, "passwd")),
+                os.stat(os.path.join(self._etc, "group"))))
         except OSError:
             return
         if mt != self._pw_mtime:
             self._pw_mtime = mt
-            self.users.update(read_users())
-            self.groups.update(read_groups())
+            self.users.update(read_users(self._etc))
+            self.groups.update(read_groups(self._etc))
 
     # -- batches ---------------------------------------------------------------------------
     def enrich(self, batch: EventBatch, columns=None) -> EventBatch:

@@ -56,3 +56,19 @@ def test_scan_of_missing_proc_is_empty(tmp_path):
     snap = scan_snapshot(proc=str(tmp_path), etc=str(tmp_path))
     assert snap["threads"] == [] and snap["users"] == {}
     StateEngine(native.StringTable(), snap)   # seeds fine from nothing
+
+
+def test_engine_rereads_host_users(tmp_path):
+    (tmp_path / "passwd").write_text("root:x:0:0::/root:/bin/sh\n")
+    (tmp_path / "group").write_text("root:x:0:\n")
+    strings = native.StringTable()
+    s = Stream().fork(1, 30, comm="x")
+    s.execve(30, ["x"], uid=1234, gid=1234, ppid=1)
+    snap = {"threads": [{"tid": 1, "pid": 1, "comm": "init"}]}
+    eng = StateEngine(strings, snap, host_users=True, etc=str(tmp_path), users_check_s=0)
+    b, _ = run(s, engine=eng, strings=strings)
+    assert text(b, "user_name")[-1] is None
+    (tmp_path / "passwd").write_text("root:x:0:0::/root:/bin/sh\nnew:x:1234:1234::/:/bin/sh\n")
+    (tmp_path / "group").write_text("root:x:0:\nnew:x:1234:\n")
+    b, _ = run(Stream().ev("getpid", 30), engine=eng, strings=strings)
+    assert text(b, "user_name") == ["new"] and text(b, "group_name") == ["new"]
