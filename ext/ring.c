@@ -20,9 +20,8 @@
 
 #include "falconet_abi.h"
 #include "ring.h"
+#include "ring_int.h"
 
-#define LOAD_ACQ(p) __atomic_load_n((p), __ATOMIC_ACQUIRE)
-#define STORE_REL(p, v) __atomic_store_n((p), (v), __ATOMIC_RELEASE)
 
 struct ring {
 	struct fnet_ring_producer *prod;
@@ -55,20 +54,6 @@ struct fnet_ring_reader {
 
 /* ---- mapping --------------------------------------------------------------------------------- */
 
-static void *map_twice(int fd, off_t off, uint64_t size, int prot)
-{
-	uint8_t *base = mmap(NULL, 2 * size, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-
-	if (base == MAP_FAILED)
-		return NULL;
-	if (mmap(base, size, prot, MAP_SHARED | MAP_FIXED | MAP_POPULATE, fd, off) == MAP_FAILED ||
-	    mmap(base + size, size, prot, MAP_SHARED | MAP_FIXED | MAP_POPULATE, fd, off) ==
-	    MAP_FAILED) {
-		munmap(base, 2 * size);
-		return NULL;
-	}
-	return base;
-}
 
 static void unmap_ring(struct ring *g, size_t page)
 {
@@ -121,10 +106,6 @@ void fnet_reader_close(struct fnet_ring_reader *r)
 	free(r);
 }
 
-static int valid_size(uint64_t size, size_t page)
-{
-	return size >= page && (size & (size - 1)) == 0 && size <= (1ULL << 40);
-}
 
 struct fnet_ring_reader *fnet_reader_open_dev(const char *path, int *err)
 {
@@ -199,10 +180,6 @@ fail:
 	return NULL;
 }
 
-static off_t cpu_base(uint32_t cpu, uint64_t size, size_t page)
-{
-	return (off_t)cpu * (off_t)(2 * page + size);
-}
 
 struct fnet_ring_reader *fnet_reader_open_memfd(int memfd, int wake_fd, uint32_t nr_cpus,
 						uint64_t data_size, int *err)
@@ -497,163 +474,4 @@ void fnet_reader_get_stats(struct fnet_ring_reader *r, struct fnet_reader_stats 
 		out->drops_toolong += p->drops_toolong;
 		out->drops_compat += p->drops_compat;
 	}
-}
-
-/* ---- userspace producer (memfd) ------------------------------------------------------------------ */
-
-struct uring {
-	struct fnet_ring_producer *prod;	/* RW on this side */
-	struct fnet_ring_consumer *cons;
-	uint8_t *data;
-	uint64_t pos;
-};
-
-struct fnet_uprod {
-	int memfd;
-	int wake[2];
-	uint32_t nr_cpus;
-	uint64_t size;
-	size_t page;
-	struct uring *rings;
-};
-
-void fnet_uprod_free(struct fnet_uprod *p)
-{
-	if (!p)
-		return;
-	for (uint32_t c = 0; p->rings && c < p->nr_cpus; c++) {
-		struct uring *g = &p->rings[c];
-
-		if (g->prod)
-			munmap(g->prod, p->page);
-		if (g->cons)
-			munmap(g->cons, p->page);
-		if (g->data)
-			munmap(g->data, 2 * p->size);
-	}
-	free(p->rings);
-	if (p->memfd >= 0)
-		close(p->memfd);
-	if (p->wake[0] >= 0)
-		close(p->wake[0]);
-	if (p->wake[1] >= 0)
-		close(p->wake[1]);
-	free(p);
-}
-
-struct fnet_uprod *fnet_uprod_new(uint32_t nr_cpus, uint64_t data_size, int *err)
-{
-	struct fnet_uprod *p = calloc(1, sizeof(*p));
-
-	if (!p) {
-		*err = -ENOMEM;
-		return NULL;
-	}
-	p->memfd = p->wake[0] = p->wake[1] = -1;
-	p->page = (size_t)sysconf(_SC_PAGESIZE);
-	p->nr_cpus = nr_cpus;
-	p->size = data_size;
-	if (nr_cpus == 0 || nr_cpus > FNET_RING_MAX_CPUS || !valid_size(data_size, p->page)) {
-		*err = -EINVAL;
-		goto fail;
-	}
-	p->rings = calloc(nr_cpus, sizeof(*p->rings));
-	p->memfd = memfd_create("falconet-rings", MFD_CLOEXEC);
-	if (!p->rings || p->memfd < 0 || pipe2(p->wake, O_CLOEXEC | O_NONBLOCK) < 0 ||
-	    ftruncate(p->memfd, cpu_base(nr_cpus, data_size, p->page)) < 0) {
-		*err = errno ? -errno : -ENOMEM;
-		goto fail;
-	}
-	for (uint32_t c = 0; c < nr_cpus; c++) {
-		struct uring *g = &p->rings[c];
-		off_t base = cpu_base(c, data_size, p->page);
-		void *m;
-
-		m = mmap(NULL, p->page, PROT_READ | PROT_WRITE, MAP_SHARED, p->memfd, base);
-		g->prod = m == MAP_FAILED ? NULL : m;
-		m = mmap(NULL, p->page, PROT_READ, MAP_SHARED, p->memfd, base + p->page);
-		g->cons = m == MAP_FAILED ? NULL : m;
-		g->data = map_twice(p->memfd, base + 2 * p->page, data_size, PROT_READ | PROT_WRITE);
-		if (!g->prod || !g->cons || !g->data) {
-			*err = -ENOMEM;
-			goto fail;
-		}
-		g->prod->data_size = data_size;
-		g->prod->cpu = c;
-		g->prod->online = 1;
-	}
-	return p;
-fail:
-	fnet_uprod_free(p);
-	return NULL;
-}
-
-int fnet_uprod_memfd(struct fnet_uprod *p)
-{
-	return p->memfd;
-}
-
-int fnet_uprod_wake_fd(struct fnet_uprod *p)
-{
-	return p->wake[0];
-}
-
-void fnet_uprod_wake(struct fnet_uprod *p)
-{
-	if (p->wake[1] >= 0) {
-		ssize_t n = write(p->wake[1], "w", 1);
-
-		(void)n;	/* a full pipe already means "wake" */
-	}
-}
-
-void fnet_uprod_hangup(struct fnet_uprod *p)
-{
-	if (p->wake[1] >= 0) {
-		close(p->wake[1]);
-		p->wake[1] = -1;
-	}
-}
-
-int fnet_uprod_write(struct fnet_uprod *p, uint32_t cpu, const uint8_t *rec, uint32_t len)
-{
-	struct uring *g = &p->rings[cpu];
-	uint64_t cons = LOAD_ACQ(&g->cons->consumer_pos);
-	uint64_t wm = g->cons->watermark;
-
-	if (g->pos - cons + len > p->size) {
-		g->prod->drops_full++;
-		return -1;
-	}
-	memcpy(g->data + (g->pos & (p->size - 1)), rec, len);
-	g->pos += len;
-	g->prod->events++;
-	STORE_REL(&g->prod->producer_pos, g->pos);
-	/* wake only when crossing the watermark, as the module does */
-	if (g->pos - len - cons < (wm ? wm : 1) && g->pos - cons >= (wm ? wm : 1))
-		fnet_uprod_wake(p);
-	return 0;
-}
-
-uint64_t fnet_uprod_write_buf(struct fnet_uprod *p, uint32_t cpu, const uint8_t *buf,
-			      uint64_t size, int block)
-{
-	uint64_t off = 0, n = 0;
-
-	while (off + FNET_HDR_SIZE <= size) {
-		uint32_t len = ((const struct fnet_event_hdr *)(buf + off))->len;
-
-		if (len < FNET_HDR_SIZE || off + len > size)
-			break;
-		while (fnet_uprod_write(p, cpu, buf + off, len) < 0) {
-			if (!block)
-				return n;
-			p->rings[cpu].prod->drops_full--;	/* retried, not dropped */
-			fnet_uprod_wake(p);
-			sched_yield();
-		}
-		off += len;
-		n++;
-	}
-	return n;
 }

@@ -108,12 +108,46 @@ void fd_install(struct fnet_state *s, struct proc *p, int64_t fd, uint32_t fi, i
 uint32_t fd_lookup(const struct proc *p, int64_t fd);
 void fd_close_all(struct fnet_state *s, struct proc *p, int only_cloexec);
 int state_begin_batch(struct fnet_state *s);
+void tables_reset(struct fnet_state *s);
+
+#define AT_FDCWD_ (-100)
+#define O_DIRECTORY_ 0200000
+#define O_TMPFILE_ 020000000
+#define O_CLOEXEC_ 02000000
+#define SOCK_CLOEXEC_ 02000000
+#define CLONE_PARENT_ 0x00008000
+#define CLONE_THREAD_ 0x00010000
+#define EINPROGRESS_ 115
+#define UNSET32 0xffffffffu
+
+/* The intern table gives "" the id 1 and never another: any larger id is non-empty. */
+static inline int is_empty(const struct fnet_state *s, uint32_t id)
+{
+	(void)s;
+	return id <= FNET_EMPTY_ID;
+}
+
+struct saddr {
+	uint16_t family, port;
+	uint32_t text;		/* address text id (inet) or path id (unix) */
+};
+
+/* state_names.c */
+uint32_t resolve_path(struct fnet_state *s, struct proc *p, int64_t dirfd, uint32_t name);
+void split_dir(struct fnet_state *s, struct fnet_fver *f);
+int get_saddr(struct fnet_state *s, uint32_t id, struct saddr *a);
+uint8_t fdtype_of_family(uint32_t fam);
+void sock_name(struct fnet_state *s, struct fnet_fver *f);
+void sock_name_later(struct fnet_state *s, struct fnet_fver *f);
+int name_differs(const struct fnet_fver *a, const struct fnet_fver *b);
+uint8_t l4_of(int64_t domain, int64_t type, int64_t proto);
 
 /* state_events.c */
+uint32_t thread_set(struct fnet_state *s, int64_t tid, int64_t pid);
+/* state_names.c, also used by seeding */
 uint32_t make_cmdline(struct fnet_state *s, uint32_t comm, uint32_t args);
 uint32_t cwd_slash(struct fnet_state *s, uint32_t cwd);
 uint32_t container_of(struct fnet_state *s, uint32_t cgroup);
 uint32_t exe_flags(struct fnet_state *s, uint32_t exepath);
-uint32_t thread_set(struct fnet_state *s, int64_t tid, int64_t pid);
 
 #endif
