@@ -22,7 +22,8 @@
 struct fnet_strtab;
 struct fnet_strtab *fnet_strtab_new(void);
 void fnet_strtab_free(struct fnet_strtab *t);
-/* Intern len bytes at p; returns the id, or 0 when out of memory (counted). */
+/* Intern len bytes at p; returns the id, or 0 when out of memory (not counted: callers see
+ * the part as absent). */
 uint32_t fnet_strtab_intern(struct fnet_strtab *t, const uint8_t *p, uint32_t len);
 /* Intern n strings at once: string i is blob[off[i]:off[i+1]]; ids go to out[i]. */
 void fnet_strtab_intern_many(struct fnet_strtab *t, const uint8_t *blob, const uint64_t *off,
