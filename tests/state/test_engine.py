@@ -291,3 +291,49 @@ def test_lazy_columns_equal_eager_and_survive_take(backend):
     t = bl.take(np.array([0, 2]))                          # iterates: computes the rest
     assert set(t.cols) == set(be.cols)
     assert np.array_equal(t.cols["proc_cmdline"], be.cols["proc_cmdline"][[0, 2]])
+
+
+def test_fd_reuse_after_close(backend):
+    s = Stream().fork(1, 1500, comm="x")
+    s.openat(1500, 3, "/a")
+    s.ev("fchmod", 1500, args={"fd": 3})
+    s.close(1500, 3)                                         # sees /a, then removes it
+    s.ev("fchmod", 1500, args={"fd": 3})                     # nothing at 3 now
+    s.openat(1500, 3, "/b")                                  # the number is reused
+    s.ev("fchmod", 1500, args={"fd": 3})
+    s.close(1500, 3, ret=-9)                                 # EBADF-style failure: kept
+    s.ev("fchmod", 1500, args={"fd": 3})
+    b, eng = run(s, backend=backend)
+    assert text(b, "fd_name")[1:] == ["/a", "/a", "/a", None, "/b", "/b", "/b", "/b"]
+    assert ints(b, "fd_num")[1:] == [3] * 8
+    assert eng.stats()["fds_unknown"] >= 1
+
+
+def test_dup_semantics(backend):
+    from collector import records as R
+    s = Stream().fork(1, 1600, comm="sh")
+    s.ev("socket", 1600, ret=5, args={"domain": 2, "type": 1, "proto": 6})
+    s.ev("connect", 1600, args={"fd": 5}, vars={"addr": R.sockaddr("inet", "10.9.9.9", 4444),
+                                                "laddr": R.sockaddr("inet", "10.0.0.1", 5000)})
+    s.ev("dup2", 1600, ret=1, args={"oldfd": 5, "newfd": 1})    # stdout -> the socket
+    s.close(1600, 5)
+    s.ev("fchmod", 1600, args={"fd": 1})                         # still the socket
+    s.ev("dup", 1600, ret=7, args={"oldfd": 1})
+    s.ev("dup3", 1600, ret=8, args={"oldfd": 1, "newfd": 8, "flags": 0o2000000})
+    s.ev("fcntl", 1600, ret=9, args={"fd": 1, "cmd": 1030})      # F_DUPFD_CLOEXEC
+    s.ev("dup2", 1600, ret=-9, args={"oldfd": 42, "newfd": 2})   # failed: nothing changes
+    s.execve(1600, ["nc"], ppid=1)                               # closes 8 and 9 (cloexec)
+    for fd in (1, 7, 8, 9):
+        s.ev("fchmod", 1600, args={"fd": fd})
+    b, _ = run(s, backend=backend)
+    names = text(b, "fd_name")
+    tup = "10.0.0.1:5000->10.9.9.9:4444"
+    assert names[3] == tup and ints(b, "fd_num")[3] == 1       # dup2 event: new fd, old info
+    assert b.cols["fd_type"][3] == 3                             # ipv4 (fd.type checks)
+    assert names[4] == tup and ints(b, "fd_num")[4] == 5       # close sees what it closes
+    assert names[5] == tup                                       # fd 1 outlives fd 5
+    assert names[6] == tup and ints(b, "fd_num")[6] == 7
+    assert names[7] == tup and ints(b, "fd_num")[7] == 8
+    assert names[8] == tup and ints(b, "fd_num")[8] == 1       # fcntl reports its fd arg
+    assert names[9] is None and ints(b, "fd_num")[9] == -9
+    assert names[-4:] == [tup, tup, None, None]                  # cloexec ones gone at exec
