@@ -337,3 +337,21 @@ def test_dup_semantics(backend):
     assert names[8] == tup and ints(b, "fd_num")[8] == 1       # fcntl reports its fd arg
     assert names[9] is None and ints(b, "fd_num")[9] == -9
     assert names[-4:] == [tup, tup, None, None]                  # cloexec ones gone at exec
+
+
+def test_c_core_with_a_python_string_table():
+    """The C engine mirrors a plain Python StringTable (same ids on both sides)."""
+    from collector import native
+    if native.BACKEND != "c":
+        pytest.skip("needs the C extension")
+    from collector.batch import StringTable
+    from collector.decode_py import decode
+    s = chain(4)
+    s.openat(105, 3, "rel", fullpath="")
+    py = StringTable()
+    batch, _ = decode(bytes(s.buf), py)
+    out = StateEngine(py, SNAP, backend="c").enrich(batch)
+    ref, _ = run(s, backend="pure")
+    assert text(out, "proc_aname_all") == text(ref, "proc_aname_all")
+    assert text(out, "fd_name") == text(ref, "fd_name")
+    assert text(out, "user_name") == text(ref, "user_name")
