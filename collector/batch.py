@@ -26,12 +26,14 @@ in the same ``cols`` dict under their own names.  Sources set ``boot_ns`` so tha
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterable
 
 import numpy as np
 
 NA = 0          # string id of an absent value (Falco's <NA>)
 EMPTY = 1       # string id of b""
+_INTERN_LOCK = threading.Lock()
 
 BASE_COLUMNS: dict[str, np.dtype] = {
     "num": np.dtype(np.uint64), "ts": np.dtype(np.uint64), "cpu": np.dtype(np.uint16),
@@ -68,10 +70,15 @@ class StringTable:
             value = value.encode("utf-8", "surrogateescape")
         i = self._ids.get(value)
         if i is None:
-            i = len(self._bytes)
-            self._ids[value] = i
-            self._bytes.append(value)
-            self._text.append(None)
+            # The reader thread (decoding) and the main thread (state, rules) intern into the
+            # same table: check-then-add must be atomic or one string gets two ids.
+            with _INTERN_LOCK:
+                i = self._ids.get(value)
+                if i is None:
+                    i = len(self._bytes)
+                    self._bytes.append(value)
+                    self._text.append(None)
+                    self._ids[value] = i
         return i
 
     def intern_many(self, values: Iterable[bytes]) -> np.ndarray:

@@ -17,9 +17,12 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 ABI_DIR = os.path.join(ROOT, "kmod", "include")
 
+# As <linux/types.h> defines them on Linux (64-bit types are (unsigned) long long), so the
+# generated code's pointer types match the header's exactly.
 TYPEDEFS = """
-typedef uint8_t __u8; typedef uint16_t __u16; typedef uint32_t __u32; typedef uint64_t __u64;
-typedef int8_t __s8; typedef int16_t __s16; typedef int32_t __s32; typedef int64_t __s64;
+typedef unsigned char __u8; typedef unsigned short __u16; typedef unsigned int __u32;
+typedef unsigned long long __u64;
+typedef signed char __s8; typedef short __s16; typedef int __s32; typedef long long __s64;
 """
 
 
