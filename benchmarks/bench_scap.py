@@ -2,7 +2,7 @@
 events; plus the .scap reader alone (C and pure numpy).
 
     python benchmarks/bench_scap.py [--events 3000000] [--reps 3] [--out /tmp/bench.scap]
-                                    [--drop-procinfo] [--skip reader-pure,...]
+                                    [--drop-procinfo] [--gzip] [--skip reader-pure,...]
 
 The input is built once: the metadata of falco-psp/run_as_user_0_container.scap, then the
 event blocks of the 14 captures sysdig 0.29 reads, concatenated and repeated until --events
@@ -71,7 +71,7 @@ def _split(data: bytes, drop_procinfo: bool = False) -> tuple[bytes, bytes, int]
     return data[:first], b"".join(keep), n
 
 
-def build(out: Path, events: int, drop_procinfo: bool = False) -> int:
+def build(out: Path, events: int, drop_procinfo: bool = False, gz: bool = False) -> int:
     head, _, _ = _split(_raw(SCAP / BASE))
     chunks, per = [], 0
     for p in sorted(SCAP.glob("*/*.scap")):
@@ -82,7 +82,7 @@ def build(out: Path, events: int, drop_procinfo: bool = False) -> int:
         per += n
     reps = -(-events // per)
     body = b"".join(chunks)
-    with open(out, "wb") as f:
+    with (gzip.open(out, "wb", 6) if gz else open(out, "wb")) as f:
         f.write(head)
         for _ in range(reps):
             f.write(body)
@@ -136,12 +136,13 @@ def main() -> None:
     ap.add_argument("--reps", type=int, default=3)
     ap.add_argument("--out", default="/tmp/falconet-bench.scap")
     ap.add_argument("--skip", default="", help="comma list of rows to skip (e.g. reader-pure)")
+    ap.add_argument("--gzip", action="store_true", help="write the input gzip-compressed")
     ap.add_argument("--drop-procinfo", action="store_true",
                     help="leave out the procinfo events (61%% of the captures' events)")
     args = ap.parse_args()
     skip = set(filter(None, args.skip.split(",")))
     out = Path(args.out)
-    n = build(out, args.events, args.drop_procinfo)
+    n = build(out, args.events, args.drop_procinfo, args.gzip)
     print(f"input: {out} {out.stat().st_size / 2**20:.0f} MiB, {n} events", flush=True)
     filt, rejected, kept = sysdig_filter(SCAP / "libs" / "sample.scap")
     print(f"sysdig filter: {kept} stable rules ({len(filt)} characters); "

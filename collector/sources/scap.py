@@ -215,8 +215,18 @@ class ScapSource(Source):
             self.strings = getattr(native, "StringTable", StringTable)()
         self._cols = _Columns(self.batch_events)
         self._walker = make_walker(self._cols, self.backend)
-        self._w = Window(ByteStream(self._f))
+        self._stream = ByteStream(self._f, prefetch=True)
+        self._w = Window(self._stream)
         self.snapshot = {"users": {}, "groups": {}, "threads": []}
+        try:
+            self._header()
+        except BaseException:
+            self._close()           # open() failed: nothing (file, inflater thread) stays
+            raise
+
+    def _header(self) -> None:
+        """Section header and metadata, before the first event."""
+        assert self._w is not None
         try:
             head = self._w.ensure(12)
         except StreamError as e:
@@ -456,6 +466,9 @@ class ScapSource(Source):
         return EventBatch(cols, self.strings, boot_ns=0, source="syscall")
 
     def _close(self) -> None:
+        if getattr(self, "_stream", None) is not None:
+            self._stream.close()
+            self._stream = None
         if self._f is not None:
             self._f.close()
             self._f = None

@@ -12,6 +12,9 @@ offsets in the (uncompressed) stream.
 
 from __future__ import annotations
 
+import collections
+import queue
+import threading
 import zlib
 
 GZIP_MAGIC = b"\x1f\x8b"
@@ -24,9 +27,15 @@ class StreamError(Exception):
 
 
 class ByteStream:
-    """``read(n)`` returns up to n bytes, ``b""`` at the end; raises StreamError on damage."""
+    """``read(n)`` / ``readinto(mv)`` hand out the file's (uncompressed) bytes in order, ``b""``
+    / 0 at the end; damage raises StreamError after every byte before it was handed out.
 
-    def __init__(self, f, chunk: int = 1 << 20):
+    With ``prefetch`` a gzip stream is inflated by a helper thread, at most two pieces of
+    ``2 * chunk`` bytes ahead (zlib releases the GIL, so inflating overlaps the reader's and
+    the pipeline's work); ``close()`` stops it.
+    """
+
+    def __init__(self, f, chunk: int = 4 << 20, prefetch: bool = False):
         self.f = f
         self.chunk = chunk
         head = f.read(2)
@@ -35,8 +44,23 @@ class ByteStream:
         self._d = zlib.decompressobj(31) if self.gzip else None
         self._members = 1
         self.produced = 0             # uncompressed bytes handed out
-        self._eof = False
+        self._inflated = 0            # uncompressed bytes inflated (>= produced)
+        self._eof = False             # plain: end reached
+        self._in_eof = False          # gzip: the inflater reached the end
+        self._gz_done = False         # gzip: the consumer saw the end
         self._error: StreamError | None = None
+        self._later: StreamError | None = None
+        self._pieces: collections.deque[bytes] = collections.deque()
+        self._off = 0
+        self._prefetch = prefetch and self.gzip
+        self._q: queue.Queue | None = None
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def close(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
 
     def _fill_input(self) -> bytes:
         if self._pending:
@@ -44,44 +68,128 @@ class ByteStream:
             return data
         return self.f.read(self.chunk)
 
+    # -- plain ----------------------------------------------------------------------------------
     def read(self, n: int) -> bytes:
-        if self._error is not None:
-            raise self._error
+        if self.gzip:
+            return self._gz(n, None)  # type: ignore[return-value]
         if self._eof:
             return b""
-        if not self.gzip:
-            data = self._pending[:n]
-            self._pending = self._pending[len(data):]
-            if len(data) < n:
-                data += self.f.read(n - len(data))
-            if not data:
-                self._eof = True
-            self.produced += len(data)
-            return data
-        out: list[bytes] = []
-        try:
-            self._inflate(n, out)
-        except StreamError as e:
-            if not out:
-                raise
-            self._error = e         # hand out the good bytes first, fail on the next call
-        data = b"".join(out)
+        data = self._pending[:n]
+        self._pending = self._pending[len(data):]
+        if len(data) < n:
+            data += self.f.read(n - len(data))
+        if not data:
+            self._eof = True
         self.produced += len(data)
         return data
 
     def readinto(self, mv: memoryview) -> int:
         """Fill ``mv`` as far as the stream allows; 0 only at the end."""
-        if not self.gzip and not self._pending and self._error is None:
-            if self._eof:
-                return 0
-            got = self.f.readinto(mv) or 0
-            if got == 0:
-                self._eof = True
-            self.produced += got
-            return got
-        data = self.read(len(mv))
-        mv[:len(data)] = data
-        return len(data)
+        if self.gzip:
+            return self._gz(len(mv), mv)  # type: ignore[return-value]
+        if self._pending:
+            data = self.read(len(mv))
+            mv[:len(data)] = data
+            return len(data)
+        if self._eof:
+            return 0
+        got = self.f.readinto(mv) or 0
+        if got == 0:
+            self._eof = True
+        self.produced += got
+        return got
+
+    # -- gzip -----------------------------------------------------------------------------------
+    def _gz(self, n: int, mv: memoryview | None) -> bytes | int:
+        if self._error is not None:
+            raise self._error
+        got = 0
+        parts: list[bytes] = []
+        while got < n:
+            if not self._pieces:
+                if self._gz_done:
+                    break
+                try:
+                    nxt = self._next_pieces()
+                except StreamError as e:
+                    if got == 0:
+                        raise
+                    self._error = e     # hand out the good bytes first, fail on the next call
+                    break
+                if nxt is None:
+                    self._gz_done = True
+                    break
+                self._pieces.extend(nxt)
+                self._off = 0
+                continue
+            p = self._pieces[0]
+            take = min(len(p) - self._off, n - got)
+            if mv is not None:
+                mv[got:got + take] = memoryview(p)[self._off:self._off + take]
+            else:
+                parts.append(p[self._off:self._off + take])
+            got += take
+            self._off += take
+            if self._off == len(p):
+                self._pieces.popleft()
+                self._off = 0
+        self.produced += got
+        return got if mv is not None else b"".join(parts)
+
+    def _next_pieces(self) -> list[bytes] | None:
+        """The next inflated pieces, None at the end; raises StreamError on damage."""
+        if self._prefetch:
+            if self._thread is None:
+                self._q = queue.Queue(maxsize=2)
+                self._thread = threading.Thread(target=self._produce, name="falconet-gunzip",
+                                                daemon=True)
+                self._thread.start()
+            assert self._q is not None
+            item = self._q.get()
+            if isinstance(item, StreamError):
+                raise item
+            return item
+        return self._inflate_pieces()
+
+    def _inflate_pieces(self) -> list[bytes] | None:
+        if self._later is not None:
+            e, self._later = self._later, None
+            raise e
+        if self._in_eof:
+            return None
+        out: list[bytes] = []
+        try:
+            self._inflate(2 * self.chunk, out)
+        except StreamError as e:
+            if not out:
+                raise
+            self._later = e
+        if not out:
+            return None
+        self._inflated += sum(len(p) for p in out)
+        return out
+
+    def _produce(self) -> None:
+        """Helper thread: inflate ahead into the bounded queue; the end is None."""
+        def put(item) -> bool:
+            while not self._stop.is_set():
+                try:
+                    self._q.put(item, timeout=0.2)  # type: ignore[union-attr]
+                    return True
+                except queue.Full:
+                    continue
+            return False
+        try:
+            while True:
+                try:
+                    item = self._inflate_pieces()
+                except StreamError as e:
+                    put(e)
+                    return
+                if not put(item) or item is None:
+                    return
+        except Exception as e:  # noqa: BLE001 - an I/O error: one StreamError, not a hang
+            put(StreamError(f"reading the file failed ({e})", self._inflated))
 
     def _inflate(self, n: int, out: list[bytes]) -> int:
         got = 0
@@ -93,12 +201,12 @@ class ByteStream:
                 if got:
                     return got
                 raise StreamError("the gzip stream ends early: the file is truncated",
-                                  self.produced)
+                                  self._inflated)
             try:
                 piece = d.decompress(src, n - got)
             except zlib.error as e:
                 raise StreamError(f"the gzip data is corrupted ({e})",
-                                  self.produced + got) from None
+                                  self._inflated + got) from None
             if piece:
                 out.append(piece)
                 got += len(piece)
@@ -110,11 +218,11 @@ class ByteStream:
                         break
                     rest += more
                 if not rest or not rest.strip(b"\0"):
-                    self._eof = True        # end of the last member (zero padding allowed)
+                    self._in_eof = True     # end of the last member (zero padding allowed)
                     return got
                 if rest[:2] != GZIP_MAGIC:
                     raise StreamError("bytes after the end of the gzip stream are not gzip",
-                                      self.produced + got)
+                                      self._inflated + got)
                 self._members += 1
                 self._pending = rest
                 self._d = d = zlib.decompressobj(31)
