@@ -1,8 +1,8 @@
 """Bytes of a .scap file, plain or gzip-compressed, read in bounded pieces.
 
-:class:`ByteStream` decompresses with zlib in steps of at most ``chunk`` output bytes, so a
-gzip bomb costs time, never memory; concatenated gzip members are read as one stream (as
-zlib's gzread does).  Damage in the compressed data is reported only after every byte before
+:class:`ByteStream` decompresses with zlib in pieces of at most ``2 * chunk`` output bytes
+(on a helper thread, at most two pieces ahead, for ScapSource), so a gzip bomb costs time,
+never memory; concatenated gzip members are read as one stream (as zlib's gzread does).  Damage in the compressed data is reported only after every byte before
 it was handed out.
 
 :class:`Window` keeps the not-yet-consumed bytes of the stream in one ``bytearray`` with their
