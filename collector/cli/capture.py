@@ -81,6 +81,7 @@ def run(args: argparse.Namespace) -> int:
     deadline = time.monotonic() + args.duration if args.duration else None
     limit = args.events if args.source == "kernel" else None
     from ..capture import record_offsets
+    stopping = False
     try:
         for buf in raw.raw_batches():
             if limit is not None and writer.events + 4096 > limit:
@@ -89,9 +90,12 @@ def run(args: argparse.Namespace) -> int:
                 if keep < len(offs):
                     buf = bytes(buf)[: offs[keep]] if keep > 0 else b""
             writer.write_records(buf)
-            if stop.is_set() or (deadline and time.monotonic() >= deadline) or \
-                    (limit is not None and writer.events >= limit):
-                break
+            if not stopping and (stop.is_set() or (deadline and time.monotonic() >= deadline)
+                                 or (limit is not None and writer.events >= limit)):
+                # Ask the source to end: it still hands over what the kernel already holds,
+                # so nothing captured before the stop is lost.
+                stopping = True
+                raw.stop()
     finally:
         stats = raw.stats() if hasattr(raw, "stats") else {}
         if hasattr(raw, "close"):
@@ -99,6 +103,11 @@ def run(args: argparse.Namespace) -> int:
         writer.close({"producer": stats})
         for s, h in old:
             signal.signal(s, h)
+    if args.source == "kernel":
+        print(f"falconet: kernel: {stats.get('kernel_events', 0)} events, drops: "
+              f"buffer full {stats.get('kernel_drops_full', 0)}, user-memory faults "
+              f"{stats.get('kernel_drops_fault', 0)}, too long {stats.get('kernel_drops_toolong', 0)}, "
+              f"32-bit syscalls skipped {stats.get('kernel_drops_compat', 0)}", file=sys.stderr)
     print(f"falconet: wrote {writer.events} events in {writer.blocks} blocks to {args.write}",
           file=sys.stderr)
     return 0

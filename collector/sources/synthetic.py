@@ -320,12 +320,13 @@ class SyntheticSource(Source):
         self.decode_stats = native.DecodeStats()
 
     def raw_batches(self) -> Iterator[bytes]:
-        """Buffers of ``batch_events`` records (the last may be shorter), N records in all."""
+        """Buffers of ``batch_events`` records (the last may be shorter), N records in all,
+        or fewer once ``stop()`` was called (what was generated is still handed over)."""
         world = _World(*self._world_args)
         left = self.n_events
         pend: list[bytes] = []
         pend_n = 0
-        while left > 0:
+        while left > 0 and not self._stop.is_set():
             k = min(CHUNK, left)
             buf, offs = world.chunk(k)
             left -= k
