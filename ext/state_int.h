@@ -26,25 +26,29 @@ struct hmap {
 };
 
 struct proc {
-	struct fnet_pver v;	/* identity; parent/sname/vpgid_* are filled in versions only */
+	/* hot: read for every event of the process (one cache line) */
+	uint64_t vgen;
+	uint64_t serial;	/* which process lives in this slot */
 	uint32_t *fds;		/* fd -> fd info index | FNET_FD_CLOEXEC, 0 = closed/unknown */
 	uint32_t fdcap;
+	uint32_t vid;		/* version in the current tables when vgen == state gen */
+	uint32_t live;
 	uint32_t nthreads;
 	uint32_t nchildren;
-	uint32_t vid;		/* version in the current tables when vgen == state gen */
-	uint64_t vgen;
 	uint32_t next_free;
-	uint32_t live;
-	uint64_t serial;	/* which process lives in this slot */
+	/* identity; parent/sname/vpgid_* are filled in versions only */
+	struct fnet_pver v;
 };
 
+/* 64 bytes: one cache line per fd info (the slab is allocated 64-byte aligned) */
 struct fdinfo {
 	struct fnet_fver v;
 	uint32_t refs;
 	uint32_t vid;
-	uint64_t vgen;
 	uint32_t next_free;
-};
+	uint64_t vgen;
+	uint8_t _pad[8];
+} __attribute__((aligned(64)));
 
 struct tcache_ent {
 	int64_t tid;
