@@ -9,8 +9,10 @@ Interface (shared with collector/state/pure.py's PureCore):
     core.stats() -> dict
 
 ``strings`` is the pipeline's StringTable.  When it is the C-backed table
-(collector.native.CStringTable) the engine interns straight into it; a plain Python table is
-mirrored (new strings copied across before and after each call, same ids on both sides).
+(collector.native.CStringTable) the engine interns straight into it (the table's mutex makes
+that safe while the reader thread decodes into it); a plain Python table is mirrored (new
+strings copied across before and after each call, same ids on both sides) -- tests and
+tools only: the mirror assumes nobody else interns into that table during a call.
 """
 
 from __future__ import annotations

@@ -193,18 +193,15 @@ def _port_pair(b, a):
     return Values("int", d, d != NA_INT)
 
 
-_LUTS: dict[tuple, tuple] = {}
-
-
 def _lut(batch: EventBatch, key: str, names) -> np.ndarray:
-    """Ids of constant names in this batch's table (cached; the table object is kept and
-    compared, since a new table can reuse a freed one's id())."""
-    k = (id(batch.strings), key)
-    hit = _LUTS.get(k)
-    if hit is None or hit[0] is not batch.strings:
-        lut = np.array([0 if x is None else _sid(batch, x) for x in names], np.uint32)
-        hit = _LUTS[k] = (batch.strings, lut)
-    return hit[1]
+    """Ids of constant names in this batch's table, kept in the table's own memo (so a new
+    table never sees another table's ids)."""
+    def make(strings):
+        return np.array([0 if x is None else strings.intern(x) for x in names], np.uint32)
+    derived = getattr(batch.strings, "derived", None)
+    if derived is not None:
+        return derived(("collector.state.fields", key), make)
+    return make(batch.strings)
 
 
 def _fdtype(which):
