@@ -355,3 +355,37 @@ def test_c_core_with_a_python_string_table():
     assert text(out, "proc_aname_all") == text(ref, "proc_aname_all")
     assert text(out, "fd_name") == text(ref, "fd_name")
     assert text(out, "user_name") == text(ref, "user_name")
+
+
+def test_enrich_while_another_thread_decodes_into_the_same_table():
+    """The pipeline decodes in a reader thread while the state engine interns: same table."""
+    import threading
+
+    from collector import native
+    from collector.sources.synthetic import SyntheticSource
+    src = SyntheticSource(events=60000, seed=3)
+    raws = [bytes(r) for r in src.raw_batches()]
+    ref_strings = native.StringTable()
+    ref_batches = [native.decode(r, ref_strings)[0] for r in raws]
+    ref = StateEngine(ref_strings, src.snapshot, lazy=False)
+    want = [text(ref.enrich(b), "proc_cmdline") for b in ref_batches]
+    strings = native.StringTable()
+    batches = [native.decode(r, strings)[0] for r in raws]
+    stop = threading.Event()
+
+    def noise():
+        dec = native.Decoder(strings)
+        i = 0
+        while not stop.is_set():
+            dec.decode(raws[i % len(raws)], 1)
+            strings.intern(f"noise-{i}")
+            i += 1
+    t = threading.Thread(target=noise)
+    t.start()
+    try:
+        eng = StateEngine(strings, src.snapshot, lazy=False)
+        got = [text(eng.enrich(b), "proc_cmdline") for b in batches]
+    finally:
+        stop.set()
+        t.join()
+    assert got == want
