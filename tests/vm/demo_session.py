@@ -81,7 +81,8 @@ def _():
 
 @act("FindAwsCredentials")
 def _():
-    sh(["find", "/root", "-maxdepth", "2", "-name", "credentials", "-path", "*.aws*"])
+    # as the action: `find $TMPDIR -maxdepth 1 -iname .aws/credentials`
+    sh(["find", "/tmp", "-maxdepth", "1", "-iname", ".aws/credentials"])
 
 
 @act("SearchPrivateKeysOrPasswords")
@@ -92,6 +93,8 @@ def _():
 
 @act("LaunchSuspiciousNetworkToolOnHost")
 def _():
+    # The action runs nmap, which this root filesystem lacks; busybox's nc is a network tool
+    # of the same list (Falco's network_tool_binaries) and runs under the name nc.
     os.symlink("/bin/busybox", "/tmp/nc")
     sh(["/tmp/nc", "-h"])
     os.unlink("/tmp/nc")
@@ -128,28 +131,49 @@ def _():
 
 @act("RunShellUntrusted")
 def _():
-    sh(["/bin/sh", "-c", "id > /dev/null"])
+    # as the action: a process named httpd spawns `sh -c "ls > /dev/null"` (exec through a
+    # symlink named httpd, so the kernel names the process httpd)
+    os.symlink(sys.executable, "/tmp/httpd")
+    try:
+        sh(["/tmp/httpd", "-c", "import subprocess; subprocess.run(['/bin/sh', '-c', 'ls > /dev/null'])"])
+    finally:
+        os.unlink("/tmp/httpd")
 
 
 @act("SystemUserInteractive")
 def _():
-    pid = os.fork()
-    if pid == 0:
-        os.setgid(65534)
-        os.setuid(65534)   # nobody
-        os.execv("/bin/sh", ["sh", "-c", "true"])
-    os.waitpid(pid, 0)
+    # as the action: /bin/login run as the system user daemon (uid/gid 1); without root it
+    # gives up at once
+    subprocess.run(["/bin/login"], user=1, group=1, extra_groups=[], stdin=subprocess.DEVNULL,
+                   capture_output=True, timeout=5)
 
 
 @act("DisallowedSSHConnectionNonStandardPort")
 def _():
-    s = socket.socket()
-    s.settimeout(1)
+    # as the action: the ssh client connects to port 443 (`ssh user@example.com -p 443`).
+    # The guest has no network: a TEST-NET-1 address on lo stands in for example.com (Falco's
+    # outbound macro ignores loopback and RFC 1918 servers), and a listener there accepts the
+    # connection and closes it, so ssh's connect succeeds and ssh gives up at once.
+    addr = "192.0.2.10"
+    sh(["ip", "addr", "add", addr + "/32", "dev", "lo"])
+    srv = socket.socket()
+    srv.bind((addr, 443))
+    srv.listen(1)
     try:
-        s.connect(("127.0.0.1", 2222))
-    except OSError:
-        pass
-    s.close()
+        p = subprocess.Popen(["ssh", "-p", "443", "-o", "BatchMode=yes", "-o", "ConnectTimeout=3",
+                              "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null",
+                              "user@" + addr], stdin=subprocess.DEVNULL,
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        srv.settimeout(5)
+        try:
+            c, _ = srv.accept()
+            c.close()
+        except OSError:
+            pass
+        p.wait(timeout=5)
+    finally:
+        srv.close()
+        sh(["ip", "addr", "del", addr + "/32", "dev", "lo"])
 
 
 @act("WriteBelowEtc")
@@ -223,9 +247,16 @@ def _():
 
 @act("UnprivilegedDelegationOfPageFaultsHandlingToAUserspaceProcess")
 def _():
-    fd = libc.syscall(323, 0)   # userfaultfd
-    if fd >= 0:
-        os.close(fd)
+    # as the action: a child running as the user daemon calls userfaultfd(0)
+    pid = os.fork()
+    if pid == 0:
+        try:
+            os.setgid(1)
+            os.setuid(1)
+            libc.syscall(323, 0)   # userfaultfd; EPERM when vm.unprivileged_userfaultfd=0
+        finally:
+            os._exit(0)
+    os.waitpid(pid, 0)
 
 
 @act("ChangeThreadNamespace")
