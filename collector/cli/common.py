@@ -103,9 +103,11 @@ def build_engine(args: argparse.Namespace, cfg: Config, hostname: str | None = N
     return engine
 
 
-def build_state(strings: Any, snapshot: dict | None) -> Any:
+def build_state(strings: Any, snapshot: dict | None, live: bool = False) -> Any:
+    """The state engine; ``live`` re-reads this host's /etc/passwd and /etc/group when they
+    change (a replay keeps the capture's users and groups)."""
     from ..state import StateEngine
-    return StateEngine(strings, snapshot=snapshot)
+    return StateEngine(strings, snapshot=snapshot, host_users=live)
 
 
 def build_outputs(cfg: Config, hostname: str | None = None) -> Any:

@@ -94,7 +94,7 @@ def run(args: argparse.Namespace) -> int:
     source = _raw_source(args, engine)
     outputs = common.build_outputs(cfg)
     source.open()
-    state = common.build_state(source.strings, source.snapshot)
+    state = common.build_state(source.strings, source.snapshot, live=args.source == "kernel")
     pipe = Pipeline(source, state=state, engine=engine, outputs=outputs,
                     queue_batches=cfg.typed("pipeline.queue_batches", int, 8),
                     drop_when_full=args.source == "kernel", lossless=args.source != "kernel",
