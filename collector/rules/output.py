@@ -113,7 +113,8 @@ _NA_CELL = (NA_TEXT, None)
 
 
 def _cells(batch, col, expr) -> list:
-    """(text, JSON value) per row, as Falco renders them; strings decoded once per id."""
+    """(text, JSON value) per row, as Falco renders them: each cell is made once per
+    distinct value and the rows pick theirs (one dict lookup each, in C via ``map``)."""
     kind, data, valid, ftype = col
     n = len(data)
     if data.ndim == 2:        # multi-valued: the first present value
@@ -122,36 +123,35 @@ def _cells(batch, col, expr) -> list:
         valid = vm.any(axis=1)
         data = data[np.arange(n), first]
     dl = data.tolist()
-    vl = valid.tolist() if valid is not None else [True] * n
-    out = []
+    if valid is not None and not valid.all():
+        for i in np.flatnonzero(~valid).tolist():
+            dl[i] = None
+    memo: dict = {None: _NA_CELL}
+    new = set(dl)
+    new.discard(None)
     if kind == "str":
         text = batch.strings.text
-        memo: dict = {}
-        for x, ok in zip(dl, vl):
-            if not ok or x == 0:
-                out.append(_NA_CELL)
-                continue
-            c = memo.get(x)
-            if c is None:
+        for x in new:
+            if x == 0:
+                memo[x] = _NA_CELL
+            else:
                 t = text(x)
-                c = memo[x] = (t, t)
-            out.append(c)
-        return out
-    if kind == "bool":
-        return [((("true", True) if x else ("false", False)) if ok else _NA_CELL)
-                for x, ok in zip(dl, vl)]
-    name = _base(expr).fdef.name if isinstance(expr, FieldRef) else ""
-    fmt = _TIME_FMT.get(name)
-    as_str = kind_of(ftype) == "str"
-    for x, ok in zip(dl, vl):
-        if not ok:
-            out.append(_NA_CELL)
-        elif fmt is not None:
-            out.append((fmt(int(x)), int(x)))
-        else:
-            t = str(int(x))
-            out.append((t, t if as_str else int(x)))
-    return out
+                memo[x] = (t, t)
+    elif kind == "bool":
+        for x in new:
+            memo[x] = ("true", True) if x else ("false", False)
+    else:
+        name = _base(expr).fdef.name if isinstance(expr, FieldRef) else ""
+        fmt = _TIME_FMT.get(name)
+        as_str = kind_of(ftype) == "str"
+        for x in new:
+            v = int(x)
+            if fmt is not None:
+                memo[x] = (fmt(v), v)
+            else:
+                t = str(v)
+                memo[x] = (t, t if as_str else v)
+    return list(map(memo.__getitem__, dl))
 
 
 def suggested_suffix() -> str:

@@ -40,7 +40,9 @@ class LazyCols(dict):
         self._rows = rows
 
     def __missing__(self, k):
-        v = self._base[k][self._rows]
+        base = self._base
+        take = getattr(base, "take_rows", None)     # lazy state columns: gather rows only
+        v = take(k, self._rows) if take is not None else base[k][self._rows]
         self[k] = v
         return v
 
@@ -105,9 +107,15 @@ class Ctx:
         self.strings = batch.strings
 
     def _wide(self, name: str) -> bool:
-        fd = fields.lookup(name)
-        cols = self.batch.cols
-        return any(c in cols and cols[c].ndim == 2 for c in fd.columns)
+        """Whether the field reads a 2-D column (asked without computing lazy columns)."""
+        k = ("\0wide", name)
+        w = self.full.get(k)
+        if w is None:
+            cols = self.batch.cols
+            ndim = getattr(cols, "col_ndim", None)
+            w = self.full[k] = any(c in cols and (ndim(c) if ndim is not None else cols[c].ndim) == 2
+                                   for c in fields.lookup(name).columns)
+        return w
 
     def field(self, name: str, key):
         k = (name, key)

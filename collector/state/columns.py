@@ -211,6 +211,9 @@ def _gather_c(idx: np.ndarray, pairs: list[tuple[np.ndarray, np.ndarray]]) -> No
     lib.fnet_gather(len(idx), ffi.cast("uint32_t *", idx.ctypes.data), len(pairs), cols)
 
 
+_C_GATHER_MIN = 2048    # below this many rows numpy's take beats setting up the C call
+
+
 def _gather(idx: np.ndarray, tables: dict[str, np.ndarray], out: dict) -> None:
     """out[name] = tables[name][idx] for every name (one C pass, or numpy take)."""
     from .. import native as _nat
@@ -222,7 +225,7 @@ def _gather(idx: np.ndarray, tables: dict[str, np.ndarray], out: dict) -> None:
         pairs.append((t, dst))
     if not pairs:
         return
-    if _nat.BACKEND == "c" and len(idx):
+    if _nat.BACKEND == "c" and len(idx) >= _C_GATHER_MIN:
         _gather_c(np.ascontiguousarray(idx, np.uint32), pairs)
     else:
         ix = idx.astype(np.intp)
@@ -230,21 +233,41 @@ def _gather(idx: np.ndarray, tables: dict[str, np.ndarray], out: dict) -> None:
             np.take(t, ix, axis=0, out=dst)
 
 
-def compute(c: Ctx, names) -> dict[str, np.ndarray]:
+_PER_EVENT = ("fd_num", "fd_name_changed")     # computed from per-event arrays, no table
+
+
+def _table(c: Ctx, name: str, tables: dict | None) -> np.ndarray:
+    """The per-version table of a column (kept in ``tables`` when given)."""
+    t = tables.get(name) if tables is not None else None
+    if t is None:
+        t = _fd_per_version(c, name) if name.startswith("fd_") else _per_version(c, name)
+        if tables is not None:
+            t = tables[name] = np.ascontiguousarray(t)
+    return t
+
+
+def compute(c: Ctx, names, rows: np.ndarray | None = None,
+            tables: dict | None = None) -> dict[str, np.ndarray]:
+    """The columns ``names`` for every event, or for the events ``rows`` only (the same
+    values as computing every event and taking ``rows``)."""
     out: dict[str, np.ndarray] = {}
     ptab: dict[str, np.ndarray] = {}
     ftab: dict[str, np.ndarray] = {}
     for name in names:
         if name == "fd_num":
-            out[name] = np.where(c.fdnum == M.NO_FD, NA_INT, c.fdnum)
+            fd = c.fdnum if rows is None else c.fdnum[rows]
+            out[name] = np.where(fd == M.NO_FD, NA_INT, fd)
         elif name == "fd_name_changed":
-            out[name] = (c.evflags & 1).astype(bool)
+            ev = c.evflags if rows is None else c.evflags[rows]
+            out[name] = (ev & 1).astype(bool)
         elif name.startswith("fd_"):
-            ftab[name] = _fd_per_version(c, name)
+            ftab[name] = _table(c, name, tables)
         else:
-            ptab[name] = _per_version(c, name)
-    _gather(c.pv, ptab, out)
-    _gather(c.fv, ftab, out)
+            ptab[name] = _table(c, name, tables)
+    if ptab:
+        _gather(c.pv if rows is None else c.pv[rows], ptab, out)
+    if ftab:
+        _gather(c.fv if rows is None else c.fv[rows], ftab, out)
     return {n: out[n] for n in names}
 
 
@@ -258,12 +281,31 @@ class LazyColumns(dict):
     columns.  The batch's version tables are kept until the dict goes away.
     """
 
-    __slots__ = ("_ctx", "_pending")
+    __slots__ = ("_ctx", "_pending", "_tables")
 
     def __init__(self, base: dict, ctx: Ctx, names) -> None:
         super().__init__(base)
         self._ctx = ctx
         self._pending = [n for n in dict.fromkeys(names) if n not in base]
+        self._tables: dict = {}          # per-version tables of the columns taken by rows
+
+    def take_rows(self, key, rows: np.ndarray) -> np.ndarray:
+        """``self[key][rows]``, but a column not computed yet is gathered for ``rows`` only
+        (rules read a group's rows, outputs the matching rows: the column is never
+        computed for the whole batch on their account)."""
+        if dict.__contains__(self, key):
+            return dict.__getitem__(self, key)[rows]
+        if key in self._pending:
+            return compute(self._ctx, [key], rows, self._tables)[key]
+        raise KeyError(key)
+
+    def col_ndim(self, key) -> int:
+        """``self[key].ndim`` without computing the column."""
+        if dict.__contains__(self, key):
+            return dict.__getitem__(self, key).ndim
+        if key in self._pending:
+            return 1 if key in _PER_EVENT else _table(self._ctx, key, self._tables).ndim
+        raise KeyError(key)
 
     def __missing__(self, key):
         if key in self._pending:
@@ -274,7 +316,7 @@ class LazyColumns(dict):
     def materialize(self, keys=None) -> None:
         want = self._pending if keys is None else [k for k in keys if k in self._pending]
         if want:
-            self.update(compute(self._ctx, want))
+            self.update(compute(self._ctx, want, None, self._tables))
             self._pending = [k for k in self._pending if k not in want]
 
     def __contains__(self, key) -> bool:

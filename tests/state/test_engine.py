@@ -293,6 +293,31 @@ def test_lazy_columns_equal_eager_and_survive_take(backend):
     assert np.array_equal(t.cols["proc_cmdline"], be.cols["proc_cmdline"][[0, 2]])
 
 
+def test_lazy_columns_taken_by_rows_equal_eager(backend):
+    """take_rows gathers a pending column for some rows only: the same values as the whole
+    column's rows, without computing the column; col_ndim answers without computing."""
+    import numpy as np
+
+    from collector import native
+    from collector.state import columns as C
+    s = chain(5)
+    strings = native.StringTable()
+    batch, _ = native.decode(bytes(s.buf), strings)
+    lazy = StateEngine(strings, SNAP, backend=backend)
+    eager = StateEngine(strings, SNAP, backend=backend, lazy=False)
+    bl, be = lazy.enrich(batch), eager.enrich(batch)
+    rows = np.array([batch.n - 1, 0, 2, 2], dtype=np.int64)
+    for k in C.DEFAULT_COLUMNS:
+        assert bl.cols.col_ndim(k) == be.cols[k].ndim, k
+        got = bl.cols.take_rows(k, rows)
+        assert got.dtype == be.cols[k].dtype and np.array_equal(got, be.cols[k][rows]), k
+        assert np.array_equal(bl.cols.take_rows(k, rows[:0]), be.cols[k][rows[:0]]), k
+    assert dict.__contains__(bl.cols, "proc_name") is False   # still not computed
+    for k in C.DEFAULT_COLUMNS:                                # then whole columns agree
+        assert np.array_equal(bl.cols[k], be.cols[k]), k
+        assert np.array_equal(bl.cols.take_rows(k, rows), be.cols[k][rows]), k
+
+
 def test_fd_reuse_after_close(backend):
     s = Stream().fork(1, 1500, comm="x")
     s.openat(1500, 3, "/a")
