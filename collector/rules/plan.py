@@ -92,8 +92,9 @@ def row_view(batch, rows: np.ndarray):
 class Ctx:
     """One event-type group of a batch.  Fields are extracted on the group's rows only (a
     lazy view: an extractor gathers just the columns it reads), once per group.  Fields
-    that read 2-D columns (ancestor tables) are extracted once on the whole batch, where
-    taking one level is a view, and only the result is gathered."""
+    that read 2-D columns (ancestor tables) of an eager batch are extracted once on the whole
+    batch, where taking one level is a view, and only the result is gathered; a lazy state
+    batch gathers the group's rows of them instead (LazyColumns.take_rows)."""
 
     __slots__ = ("batch", "full", "local", "n", "rows", "strings", "view")
 
@@ -112,9 +113,11 @@ class Ctx:
         w = self.full.get(k)
         if w is None:
             cols = self.batch.cols
-            ndim = getattr(cols, "col_ndim", None)
-            w = self.full[k] = any(c in cols and (ndim(c) if ndim is not None else cols[c].ndim) == 2
-                                   for c in fields.lookup(name).columns)
+            if getattr(cols, "take_rows", None) is not None:
+                w = False       # lazy state columns: gathering the rows is the cheap way
+            else:
+                w = any(c in cols and cols[c].ndim == 2 for c in fields.lookup(name).columns)
+            self.full[k] = w
         return w
 
     def field(self, name: str, key):

@@ -233,6 +233,23 @@ def _gather(idx: np.ndarray, tables: dict[str, np.ndarray], out: dict) -> None:
             np.take(t, ix, axis=0, out=dst)
 
 
+def _fd_names_of_rows(c: Ctx, rows: np.ndarray) -> np.ndarray:
+    """fd_name of ``rows``, making only the inet socket names those rows' fd versions still
+    lack (the same names as making them all: sock_names skips named versions, and the
+    version table keeps what it made for later reads)."""
+    f = c.fvt
+    fv = c.fv[rows]
+    if c.sock_names is not None and len(fv):
+        seen = np.zeros(len(f), bool)
+        seen[fv] = True
+        vers = np.flatnonzero(seen & (f["name"] == 0))
+        if len(vers):
+            sub = f[vers]
+            c.sock_names(sub)
+            f["name"][vers] = sub["name"]
+    return f["name"][fv]
+
+
 _PER_EVENT = ("fd_num", "fd_name_changed")     # computed from per-event arrays, no table
 
 
@@ -296,6 +313,8 @@ class LazyColumns(dict):
         if dict.__contains__(self, key):
             return dict.__getitem__(self, key)[rows]
         if key in self._pending:
+            if key == "fd_name" and not self._ctx.named:
+                return _fd_names_of_rows(self._ctx, rows)
             return compute(self._ctx, [key], rows, self._tables)[key]
         raise KeyError(key)
 
@@ -304,6 +323,8 @@ class LazyColumns(dict):
         if dict.__contains__(self, key):
             return dict.__getitem__(self, key).ndim
         if key in self._pending:
+            if key == "fd_name":            # without making the socket names
+                return self._ctx.fvt["name"].ndim
             return 1 if key in _PER_EVENT else _table(self._ctx, key, self._tables).ndim
         raise KeyError(key)
 
