@@ -51,26 +51,6 @@ static uint32_t bad_reason(const struct fnet_event_hdr *h, size_t left)
 	return FNET_BAD_VLEN;
 }
 
-/* Equal bytes, for the short strings here: 8-byte words, no libc call. */
-static inline int bytes_eq(const uint8_t *a, const uint8_t *b, uint32_t l)
-{
-	uint64_t x, y;
-
-	while (l >= 8) {
-		memcpy(&x, a, 8);
-		memcpy(&y, b, 8);
-		if (x != y)
-			return 0;
-		a += 8;
-		b += 8;
-		l -= 8;
-	}
-	while (l--)
-		if (*a++ != *b++)
-			return 0;
-	return 1;
-}
-
 uint32_t fnet_decode(const uint8_t *buf, size_t size, uint64_t first_num,
 		     struct fnet_strtab *strings, const struct fnet_columns *c,
 		     struct fnet_decode_stats *st)
@@ -157,9 +137,9 @@ uint32_t fnet_decode(const uint8_t *buf, size_t size, uint64_t first_num,
 				/* Two cheap shortcuts before the table: the record's previous part
 				 * (openat's name == fullpath for absolute paths) and this slot's
 				 * value in the previous record (a process repeating itself). */
-				if (l == prev_l && bytes_eq(vp, prev_p, l))
+				if (l == prev_l && fnet_bytes_eq(vp, prev_p, l))
 					id = prev_id;
-				else if (l == last[i].len && bytes_eq(vp, last[i].p, l))
+				else if (l == last[i].len && fnet_bytes_eq(vp, last[i].p, l))
 					id = last[i].id;
 				else
 					id = fnet_strtab_intern_locked(strings, vp, l);

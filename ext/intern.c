@@ -54,25 +54,6 @@ static inline uint64_t mix64(uint64_t h)
 	return h;
 }
 
-static inline int bytes_eq(const uint8_t *a, const uint8_t *b, uint32_t l)
-{
-	uint64_t x, y;
-
-	while (l >= 8) {
-		memcpy(&x, a, 8);
-		memcpy(&y, b, 8);
-		if (x != y)
-			return 0;
-		a += 8;
-		b += 8;
-		l -= 8;
-	}
-	while (l--)
-		if (*a++ != *b++)
-			return 0;
-	return 1;
-}
-
 static uint64_t strtab_hash(const uint8_t *p, uint32_t len)
 {
 	uint64_t h = 0x9e3779b97f4a7c15ULL ^ ((uint64_t)len * 0xff51afd7ed558ccdULL);
@@ -168,7 +149,7 @@ static uint32_t strtab_find(const struct fnet_strtab *t, const uint8_t *p, uint3
 		if (s->tag == (uint32_t)(h >> 32)) {
 			const struct str_ent *e = &t->ents[s->id];
 
-			if (e->len == len && bytes_eq(e->p, p, len))
+			if (e->len == len && fnet_bytes_eq(e->p, p, len))
 				return s->id;
 		}
 		j = (j + 1) & t->mask;

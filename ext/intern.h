@@ -17,6 +17,7 @@
 #define FALCONET_INTERN_H
 
 #include <stdint.h>
+#include <string.h>
 
 /* BEGIN CDEF */
 struct fnet_strtab;
@@ -35,6 +36,27 @@ uint32_t fnet_strtab_count(const struct fnet_strtab *t);
 /* Bytes of an id (NULL for 0 or out of range); *len receives the length. */
 const uint8_t *fnet_strtab_get(const struct fnet_strtab *t, uint32_t id, uint32_t *len);
 /* END CDEF */
+
+/* Equal bytes, for the short strings the decoder and the table compare: 8-byte words, no
+ * libc call.  Shared by intern.c and decode.c (not part of the cffi interface). */
+static inline int fnet_bytes_eq(const uint8_t *a, const uint8_t *b, uint32_t l)
+{
+	uint64_t x, y;
+
+	while (l >= 8) {
+		memcpy(&x, a, 8);
+		memcpy(&y, b, 8);
+		if (x != y)
+			return 0;
+		a += 8;
+		b += 8;
+		l -= 8;
+	}
+	while (l--)
+		if (*a++ != *b++)
+			return 0;
+	return 1;
+}
 
 void fnet_strtab_lock(struct fnet_strtab *t);
 void fnet_strtab_unlock(struct fnet_strtab *t);
