@@ -26,7 +26,7 @@ import numpy as np
 from .. import fields
 from ..batch import NA
 from .check import ANCESTOR_FIELDS, MAX_ANCESTORS, b64
-from .parser import And, Cmp, FieldRef, Not, Or, Transform, field_of
+from .parser import And, Cmp, FieldRef, Not, Or, Transform, field_of, to_text
 
 NARROW = 0.25     # narrow to an index once fewer than this fraction of rows stay undecided
 
@@ -373,7 +373,7 @@ class CmpPlan:
     """One comparison.  ``lhs``/``rhs`` field expressions are evaluated to (kind, data,
     valid) per group; the predicate picks its path from the runtime kind."""
 
-    __slots__ = ("_eq_text", "_nums", "_pred_key", "ancestor", "c", "luts")
+    __slots__ = ("_eq_text", "_mkey", "_nums", "_pred_key", "ancestor", "c", "luts")
 
     def __init__(self, c: Cmp, luts: LutCache):
         self.c = c
@@ -386,11 +386,25 @@ class CmpPlan:
         self._nums = None
         if vals is not None and c.kind in ("int", "bool"):
             self._nums = np.array([int(x) for x in vals], dtype=np.int64)
+        # the same comparison written in several rules (their shared macros: open_read,
+        # open_write ...) is computed once per event-type group
+        self._mkey = ("\0cmp", to_text(c), c.kind, repr(c.values))
 
     def expr(self, ctx: Ctx, e, key_override=None):
         return eval_expr(ctx, e, self.luts, key_override)
 
     def eval(self, ctx: Ctx, sel):
+        """The mask over ``sel`` (positions in the group; None = all).  A mask computed on the
+        whole group is kept in the group's context: comparisons are row by row, so any
+        later ``sel`` takes its part of it (a fresh array: callers write into masks)."""
+        m = ctx.local.get(self._mkey)
+        if m is None:
+            if sel is not None and 2 * len(sel) < ctx.n:
+                return self._eval(ctx, sel)
+            m = ctx.local[self._mkey] = self._eval(ctx, None)
+        return m.copy() if sel is None else m[sel]
+
+    def _eval(self, ctx: Ctx, sel):
         if not self.ancestor:
             kind, data, valid = self.expr(ctx, self.c.lhs)
             m = self.compare(ctx, sel, kind, data, valid)
