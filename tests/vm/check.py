@@ -153,12 +153,16 @@ def check_test() -> None:
         check(f"cycle {i}: events captured under load", ev > 0, f"{ev} events")
     check("reader SIGKILLed while mapped, then rmmod",
           rc(res, "cycle4_insmod") == 0 and rc(res, "cycle4_rmmod_after_kill") == 0)
-    # After the warm-up cycle, rings of 2 x 16, 2 x 16 and 2 x 32 MiB are allocated and freed:
-    # a leak of any of them costs >= 32 MiB; caches are dropped before each reading.
+    # After the warm-up cycle, six more rounds allocate and free rings (5 x 2 x 16 MiB and
+    # the killed reader's 2 x 32 MiB): a leak of each round's rings costs >= 224 MiB.
+    # Caches are dropped before each reading, yet MemFree still moves by up to ~48 MiB
+    # between readings under TCG (seen on 2026-11-29 with VmallocUsed, Slab and every other
+    # /proc/meminfo category unchanged; meminfo_*.txt and ps_*.txt are kept to investigate),
+    # so a single one-off leak of one ring (>= 16 MiB) is below what this check can see.
     before, after = kv(res.get("mem_warm", "")), kv(res.get("mem_after", ""))
     if before and after:
         drop = (before["MemAvailable"] - after["MemAvailable"]) // 1024
-        check("no memory leak across the load/unload cycles (MemAvailable)", drop < 24,
+        check("no memory leak across the load/unload cycles (MemAvailable)", drop < 64,
               f"MemAvailable {before['MemAvailable'] // 1024} -> {after['MemAvailable'] // 1024} MiB")
     dm = open(os.path.join(OUT, "dmesg.txt"), errors="replace").read() if os.path.exists(
         os.path.join(OUT, "dmesg.txt")) else ""
