@@ -90,6 +90,18 @@ if SIZEOF["fnet_event_hdr"] != HDR_SIZE:  # pragma: no cover
     raise ImportError(f"falconet_abi.h: FNET_HDR_SIZE {HDR_SIZE} != sizeof(struct fnet_event_hdr) "
                       f"{SIZEOF['fnet_event_hdr']}")
 
+# --- ioctl numbers (section 3): computed from the header's _IO/_IOR/_IOW/_IOWR lines ------------
+# (asm-generic/ioctl.h encoding: dir << 30 | size << 16 | type << 8 | nr)
+_IOC_DIR = {"": 0, "W": 1, "R": 2, "WR": 3}
+_m_magic = re.search(r"#define FNET_IOC_MAGIC '(.)'", _TEXT)
+IOC_MAGIC = ord(_m_magic.group(1)) if _m_magic else 0
+IOCTL: dict[str, int] = {}
+for _ioc_name, _ioc_dir, _ioc_nr, _ioc_struct in re.findall(
+        r"#define FNET_IOC_(\w+)\s+_IO(WR|R|W)?\(FNET_IOC_MAGIC,\s*(\d+)(?:,\s*struct (\w+))?\)",
+        _TEXT):
+    _size = SIZEOF[_ioc_struct] if _ioc_struct else 0
+    IOCTL[_ioc_name] = (_IOC_DIR[_ioc_dir] << 30) | (_size << 16) | (IOC_MAGIC << 8) | int(_ioc_nr)
+
 # --- layout hash (section 4 of the header) -----------------------------------------------------
 
 _FNV_OFFSET = 0xCBF29CE484222325

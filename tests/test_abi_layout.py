@@ -119,3 +119,24 @@ def test_extension_layout_matches():
     assert lib.fnet_decode_abi_version() == abi.ABI_VERSION
     for name, val in abi.CONST.items():
         assert getattr(lib, name) == val, name
+
+
+def test_ioctl_numbers_match_the_compiler(tmp_path):
+    """collector.abi.IOCTL (parsed from the header) == the C preprocessor's _IOR/_IOW values."""
+    import shutil
+    import subprocess
+    from pathlib import Path
+
+    from collector import abi
+    if shutil.which("gcc") is None:
+        import pytest
+        pytest.skip("gcc not installed")
+    inc = Path(abi.header_path()).parent
+    src = tmp_path / "ioc.c"
+    src.write_text('#include <stdio.h>\n#include "falconet_abi.h"\nint main(void){\n' + "".join(
+        f'printf("{n} %lu\\n", (unsigned long)FNET_IOC_{n});\n' for n in abi.IOCTL) + "return 0;}\n")
+    exe = tmp_path / "ioc"
+    subprocess.run(["gcc", "-I", str(inc), "-o", str(exe), str(src)], check=True)
+    out = subprocess.run([str(exe)], capture_output=True, text=True, check=True).stdout
+    got = {k: int(v) for k, v in (line.split() for line in out.splitlines())}
+    assert got == abi.IOCTL and len(got) == 6

@@ -45,20 +45,13 @@ from .. import abi
 from ..errors import ABIMismatch, DriverError
 from . import Source
 
-# --- ioctl numbers, from the header's _IOR/_IOW/_IO definitions (asm-generic/ioctl.h) --------
-_IOC_WRITE, _IOC_READ = 1, 2
-
-
-def _ioc(direction: int, nr: int, size: int) -> int:
-    return (direction << 30) | (size << 16) | (ord("f") << 8) | nr
-
-
-IOC_GET_INFO = _ioc(_IOC_READ, 1, abi.SIZEOF["fnet_info"])
-IOC_START = _ioc(0, 2, 0)
-IOC_STOP = _ioc(0, 3, 0)
-IOC_SET_INTEREST = _ioc(_IOC_WRITE, 4, abi.SIZEOF["fnet_interest"])
-IOC_SET_SNAPLEN = _ioc(_IOC_WRITE, 5, abi.SIZEOF["fnet_snaplen"])
-IOC_GET_STATS = _ioc(_IOC_READ | _IOC_WRITE, 6, abi.SIZEOF["fnet_cpu_stats"])
+# ioctl numbers: computed by collector.abi from the header's _IO/_IOR/_IOW definitions.
+IOC_GET_INFO = abi.IOCTL["GET_INFO"]
+IOC_START = abi.IOCTL["START"]
+IOC_STOP = abi.IOCTL["STOP"]
+IOC_SET_INTEREST = abi.IOCTL["SET_INTEREST"]
+IOC_SET_SNAPLEN = abi.IOCTL["SET_SNAPLEN"]
+IOC_GET_STATS = abi.IOCTL["GET_STATS"]
 
 CPU_SHIFT = abi.CONST["FNET_MMAP_CPU_SHIFT"]
 REGION = {"producer": abi.CONST["FNET_MMAP_PRODUCER"], "consumer": abi.CONST["FNET_MMAP_CONSUMER"],
