@@ -296,20 +296,9 @@ class Collector:
         if not isinstance(items, YList) or not all(isinstance(x, YStr) for x in items):
             self.err(item.kpos["items"], what, "'items' must be a sequence of strings")
             return
-        append = False
-        if "override" in item:
-            ov = self._overrides(item, what, {"items"}, set())
-            if ov is None:
-                return
-            append = True
-        elif "append" in item:
-            b = self._bool(item, "append", what)
-            if b is None:
-                return
-            if b:
-                append = True
-                self.warn(item.kpos["append"], what, "'append' key is deprecated; add an 'append' "
-                          "entry (e.g. 'items: append') under 'override' instead")
+        append = self._append_mode(item, what, "items")
+        if append is None:
+            return
         if append:
             prev = self.lists.get(name)
             if prev is None:
@@ -324,6 +313,22 @@ class Collector:
         idx = prev.index if prev else self.counter
         self.lists[name] = ListDef(name, list(items), item.pos, self.counter, idx)
 
+    def _append_mode(self, item: YMap, what: str, key: str) -> bool | None:
+        """Whether a list/macro item appends to an earlier one: an ``override`` (only
+        ``{key}: append`` is valid) or the deprecated ``append: true``.  None on an error
+        (already reported)."""
+        if "override" in item:
+            return True if self._overrides(item, what, {key}, set()) is not None else None
+        if "append" not in item:
+            return False
+        b = self._bool(item, "append", what)
+        if b is None:
+            return None
+        if b:
+            self.warn(item.kpos["append"], what, "'append' key is deprecated; add an 'append' "
+                      f"entry (e.g. '{key}: append') under 'override' instead")
+        return b
+
     # --- macros ---
     def _macro(self, item: YMap) -> None:
         name = self._name(item, "macro")
@@ -337,20 +342,9 @@ class Collector:
         cond = self._str(item, "condition", what)
         if cond is None:
             return
-        append = False
-        if "override" in item:
-            ov = self._overrides(item, what, {"condition"}, set())
-            if ov is None:
-                return
-            append = True
-        elif "append" in item:
-            b = self._bool(item, "append", what)
-            if b is None:
-                return
-            if b:
-                append = True
-                self.warn(item.kpos["append"], what, "'append' key is deprecated; add an 'append' "
-                          "entry (e.g. 'condition: append') under 'override' instead")
+        append = self._append_mode(item, what, "condition")
+        if append is None:
+            return
         if append:
             prev = self.macros.get(name)
             if prev is None:
