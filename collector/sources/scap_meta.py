@@ -231,6 +231,10 @@ def _ip6(b: bytes) -> str:
     return str(ipaddress.IPv6Address(b))
 
 
+# fd-list codes of inet sockets: (address bytes, formatter, tuple (True) or server (False))
+_INET_FDS = {3: (4, _ip4, True), 4: (16, _ip6, True), 5: (4, _ip4, False), 6: (16, _ip6, False)}
+
+
 def parse_fdl(body: bytes, base: int, version: int) -> tuple[int, list[dict]]:
     """(tid, fds) of one fd-list block."""
     c = _Cursor(body, base, f"fd list (V{version})")
@@ -250,26 +254,16 @@ def parse_fdl(body: bytes, base: int, version: int) -> tuple[int, list[dict]]:
         e.u64()                     # inode
         code = e.u8()
         d: dict = {"fd": fd, "type": FD_TYPES.get(code, "other"), "name": ""}
-        if code == 3:
-            sip, dip = e.raw(4), e.raw(4)
-            sport, dport = e.u16(), e.u16()
-            d.update(sip=_ip4(sip), dip=_ip4(dip), sport=sport, dport=dport,
-                     l4proto=L4PROTO.get(e.u8(), "unknown"))
-            d["name"] = f"{d['sip']}:{sport}->{d['dip']}:{dport}"
-        elif code == 5:
-            ip, port = e.raw(4), e.u16()
-            d.update(sip=_ip4(ip), sport=port, l4proto=L4PROTO.get(e.u8(), "unknown"))
-            d["name"] = f"{d['sip']}:{port}"
-        elif code == 4:
-            sip, dip = e.raw(16), e.raw(16)
-            sport, dport = e.u16(), e.u16()
-            d.update(sip=_ip6(sip), dip=_ip6(dip), sport=sport, dport=dport,
-                     l4proto=L4PROTO.get(e.u8(), "unknown"))
-            d["name"] = f"{d['sip']}:{sport}->{d['dip']}:{dport}"
-        elif code == 6:
-            ip, port = e.raw(16), e.u16()
-            d.update(sip=_ip6(ip), sport=port, l4proto=L4PROTO.get(e.u8(), "unknown"))
-            d["name"] = f"{d['sip']}:{port}"
+        if code in _INET_FDS:       # ipv4/ipv6 socket tuple or server socket
+            width, fmt, pair = _INET_FDS[code]
+            sip = fmt(e.raw(width))
+            dip = fmt(e.raw(width)) if pair else None
+            sport = e.u16()
+            dport = e.u16() if pair else None
+            d.update({"sip": sip, "dip": dip, "sport": sport, "dport": dport} if pair else
+                     {"sip": sip, "sport": sport})
+            d["l4proto"] = L4PROTO.get(e.u8(), "unknown")
+            d["name"] = f"{sip}:{sport}->{dip}:{dport}" if pair else f"{sip}:{sport}"
         elif code == 8:
             src, dst = e.u64(), e.u64()
             d["name"] = _txt(e.string())
