@@ -1,6 +1,9 @@
 """Bench mode of check.py: medians per (config, workload) from OUT/bench.txt, added cost per
 syscall over the no-module baseline, Falconet/Falco ratio; writes OUT/bench.json and a
-markdown table OUT/bench.md."""
+markdown table OUT/bench.md (with the reader's backlog figures and the runs that are missing,
+e.g. a sysdig step that stalled and was cut by its timeout).
+
+Also usable on its own, on a partial run: python3 tests/vm/check_bench.py OUTDIR"""
 import json
 import os
 import re
@@ -31,8 +34,11 @@ def summarize(rows: list[dict]) -> dict:
     out: dict = {}
     for r in rows:
         key = (r["config"], r["mode"])
-        d = out.setdefault(key, {"ns": [], "events": [], "drops": []})
-        for k, src in (("ns", "ns_per_syscall"), ("events", "events"), ("drops", "drops")):
+        d = out.setdefault(key, {"ns": [], "events": [], "drops": [], "max_pending": [],
+                                 "max_gap_ms": [], "reader_cpu_s": []})
+        for k, src in (("ns", "ns_per_syscall"), ("events", "events"), ("drops", "drops"),
+                       ("max_pending", "max_pending"), ("max_gap_ms", "max_gap_ms"),
+                       ("reader_cpu_s", "reader_cpu_s")):
             v = num(r.get(src, ""))
             if v is not None:
                 d[k].append(v)
@@ -45,7 +51,12 @@ def summarize(rows: list[dict]) -> dict:
             "events_median": statistics.median(d["events"]) if d["events"] else None,
             "drops_median": statistics.median(d["drops"]) if d["drops"] else None,
             "drops_max": max(d["drops"]) if d["drops"] else None,
+            "drops_all": d["drops"],
         }
+        for k in ("max_pending", "max_gap_ms", "reader_cpu_s"):
+            if d[k]:
+                res[mode][cfg][k + "_median"] = statistics.median(d[k])
+                res[mode][cfg][k + "_max"] = max(d[k])
     for mode, cfgs in res.items():
         base = cfgs.get("baseline", {}).get("ns_median")
         for cfg, s in cfgs.items():
@@ -55,9 +66,30 @@ def summarize(rows: list[dict]) -> dict:
     return res
 
 
-def markdown(head: dict, res: dict) -> str:
+def missing(head: dict, rows: list[dict]) -> list[str]:
+    """'config/mode: k of N' for every measured pair with fewer complete runs than planned."""
+    try:
+        reps = int(head.get("reps", "0"))
+    except ValueError:
+        reps = 0
+    done: dict = {}
+    for r in rows:
+        if r["config"] in ("baseline", "falconet", "scap") and num(r.get("ns_per_syscall", "")) is not None:
+            done[(r["config"], r["mode"])] = done.get((r["config"], r["mode"]), 0) + 1
+    out = []
+    for cfg in ("baseline", "falconet", "scap"):
+        for mode in ("getpid", "openclose", "mixed"):
+            k = done.get((cfg, mode), 0)
+            if k < reps:
+                out.append(f"{cfg}/{mode}: {k} of {reps}")
+    return out
+
+
+def markdown(head: dict, res: dict, miss: list[str] | None = None) -> str:
     lines = [f"Kernel {head.get('kernel', '?')}, {head.get('cpus', '?')} vCPUs, qemu TCG, "
-             f"clocksource {head.get('clocksource', '?')}, {head.get('reps', '?')} repetitions.",
+             f"clocksource {head.get('clocksource', '?')}, {head.get('reps', '?')} repetitions; "
+             f"reader {head.get('reader', '?')} watermark {head.get('watermark', '?')} "
+             f"poll {head.get('poll_ms', '?')} ms decode {head.get('decode', '?')}.",
              "",
              "| workload | baseline ns/syscall | falconet.ko + reader | scap.ko + sysdig -w /dev/null "
              "| falconet added | scap added | ratio | falconet drops (median/max) | scap drops (median/max) |",
@@ -75,6 +107,25 @@ def markdown(head: dict, res: dict) -> str:
             f"| {fmt(f.get('added_ns'))} | {fmt(s.get('added_ns'))} | {fmt(c.get('ratio_falconet_over_scap'), 2)} "
             f"| {fmt(f.get('drops_median'))}/{fmt(f.get('drops_max'))} "
             f"| {fmt(s.get('drops_median'))}/{fmt(s.get('drops_max'))} |")
+    lines += ["", "falconet reader, per workload (median/max over runs): largest backlog in one "
+              "ring just before a read (KiB), longest time between two reads (ms), reader CPU "
+              "time (s); drops per run.", "",
+              "| workload | backlog KiB | gap ms | reader CPU s | falconet drops per run | scap drops per run |",
+              "|---|---|---|---|---|---|"]
+    for mode in ("getpid", "openclose", "mixed"):
+        c = res.get(mode)
+        if not c:
+            continue
+        f, s = c.get("falconet", {}), c.get("scap", {})
+
+        def mm(k, scale=1.0, d=0, f=f):
+            a, b = f.get(k + "_median"), f.get(k + "_max")
+            return "n/a" if a is None else f"{a / scale:,.{d}f}/{b / scale:,.{d}f}"
+        lines.append(f"| {mode} | {mm('max_pending', 1024)} | {mm('max_gap_ms')} "
+                     f"| {mm('reader_cpu_s', d=2)} | {' '.join(str(int(x)) for x in f.get('drops_all', []))} "
+                     f"| {' '.join(str(int(x)) for x in s.get('drops_all', []))} |")
+    if miss:
+        lines += ["", "Missing runs: " + "; ".join(miss) + "."]
     return "\n".join(lines) + "\n"
 
 
@@ -88,8 +139,12 @@ def run(out: str, check) -> None:
     errors = [r for r in open(path) if "error=" in r]
     check("all three configurations ran", not errors, "; ".join(e.strip() for e in errors))
     res = summarize(rows)
-    json.dump({"head": head, "results": res}, open(os.path.join(out, "bench.json"), "w"), indent=1)
-    md = markdown(head, res)
+    miss = missing(head, rows)
+    json.dump({"head": head, "results": res, "missing": miss, "errors": [e.strip() for e in errors]},
+              open(os.path.join(out, "bench.json"), "w"), indent=1)
+    md = markdown(head, res, miss)
+    if errors:
+        md += "\nErrors: " + "; ".join(e.strip()[6:] for e in errors) + "\n"
     open(os.path.join(out, "bench.md"), "w").write(md)
     print(md)
     for mode in ("getpid", "openclose", "mixed"):
@@ -97,3 +152,13 @@ def run(out: str, check) -> None:
         r = c.get("ratio_falconet_over_scap")
         check(f"{mode}: falconet added cost <= 0.7x scap's", r is not None and r <= 0.7,
               "ratio n/a" if r is None else f"ratio {r:.2f}")
+
+
+if __name__ == "__main__":
+    import sys
+
+    failed = []
+    run(sys.argv[1], lambda what, ok, why="": ok or failed.append(f"{what}: {why}"))
+    for f in failed:
+        print("FAIL", f)
+    sys.exit(1 if failed else 0)
