@@ -102,8 +102,26 @@ void fnet_sc_init(void);
 /* fill_*.c: one function per syscall, named fnet_fill_<syscall>. */
 #define FNET_FILLER(name) void fnet_fill_##name(struct fnet_rec *r, const unsigned long *a, long ret)
 
-/* fill_proc.c: identity of the current task for execve records. */
-void fnet_fill_exec_identity(struct fnet_rec *r);
+/* Every filler, declared once here for the fill_*.c files that define them and for
+ * syscalls.c, which puts them in its table (since 6.8 the kernel builds with
+ * -Wmissing-prototypes: a filler defined without a visible prototype is a warning). */
+#define F(name) FNET_FILLER(name);
+F(open) F(openat) F(openat2) F(creat) F(close) F(dup) F(dup2) F(dup3) F(fcntl)
+F(link) F(linkat) F(symlinkat) F(path0) F(unlinkat) F(renameat) F(path_mode)
+F(dirfd_path_mode) F(fchmod) F(chown) F(fchown) F(fchownat) F(fchdir) F(mount) F(name_flags)
+F(execve) F(execveat) F(clone) F(clone3) F(none) F(ptrace) F(two_ints) F(tgkill) F(prctl)
+F(setns) F(flags0) F(ids1) F(ids2) F(ids3) F(capset)
+F(socket) F(socketpair) F(connect) F(accept) F(bind) F(listen) F(sendto) F(recvfrom) F(msg)
+F(fd_ints)
+F(init_module) F(finit_module) F(delete_module) F(ioctl) F(mprotect)
+#undef F
+
+/* fill_proc.c: the records written from the sched_process_{exec,fork,exit} probes. */
+struct linux_binprm;
+struct task_struct;
+void fnet_fill_exec_ok(struct fnet_rec *r, struct linux_binprm *bprm);
+void fnet_fill_fork(struct fnet_rec *r, struct task_struct *parent, struct task_struct *child);
+void fnet_fill_exit(struct fnet_rec *r, struct task_struct *p);
 
 /* probes.c */
 int fnet_probes_init(void);

@@ -25,10 +25,6 @@
 #include "falconet.h"
 #include "compat.h"
 
-void fnet_fill_exec_ok(struct fnet_rec *r, struct linux_binprm *bprm);
-void fnet_fill_fork(struct fnet_rec *r, struct task_struct *parent, struct task_struct *child);
-void fnet_fill_exit(struct fnet_rec *r, struct task_struct *p);
-
 static void fnet_count_compat(void)
 {
 	struct fnet_ring *ring;
