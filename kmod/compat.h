@@ -157,4 +157,113 @@ typedef unsigned int __poll_t;
 #define EPOLLHUP POLLHUP
 #endif
 
+/* ==== cgroup path of a task (EXECVE/EXECVEAT `cgroup` slot, fill_proc.c) ========== */
+/*
+ * All three run under rcu_read_lock() with preemption disabled and never sleep: no
+ * cgroup_mutex, no css_set_lock.  A task's css_set is freed after an RCU grace period
+ * (kfree_rcu), a cgroup only after one too (css_free_rwork_fn, queue_rcu_work), and a cgroup
+ * holds a reference on its kernfs node and on its parent until then, so what these return
+ * stays valid until rcu_read_unlock().  Built here: 6.1 (and 6.12); older branches reasoned.
+ */
+#ifdef CONFIG_CGROUPS
+#include <linux/cgroup.h>
+#include <linux/kernfs.h>
+
+/* The task's cgroup on the default (v2) hierarchy: css_set->dfl_cgrp (in every layout from
+ * 4.4 on; it came with the unified hierarchy, which was a developer-only mount option until
+ * cgroup v2 was declared stable in 4.5).  NULL before 4.4: only v1 hierarchies are used. */
+static inline struct cgroup *fnet_task_dfl_cgroup(struct task_struct *t)
+{
+#if LINUX_VERSION_CODE >= KERNEL_VERSION(4, 4, 0)
+	return task_css_set(t)->dfl_cgrp;
+#else
+	return NULL;
+#endif
+}
+
+/* The task's cgroup in the hierarchy of one v1 controller: cpuset (what Falco's scap files
+ * name a thread's cgroup after, see collector/sources/scap_meta.py), else memory.  On a v2-only
+ * host this is a cgroup of the default hierarchy (the controller is bound there).
+ * 3.16 renamed the controller ids <name>_subsys_id -> <name>_cgrp_id; 3.12 added task_css()
+ * (before: task_subsys_state()). */
+static inline struct cgroup *fnet_task_v1_cgroup(struct task_struct *t)
+{
+#if LINUX_VERSION_CODE >= KERNEL_VERSION(3, 16, 0)
+#if IS_ENABLED(CONFIG_CPUSETS)
+	return task_css(t, cpuset_cgrp_id)->cgroup;
+#elif IS_ENABLED(CONFIG_MEMCG)
+	return task_css(t, memory_cgrp_id)->cgroup;
+#endif
+#elif LINUX_VERSION_CODE >= KERNEL_VERSION(3, 12, 0)
+#if IS_ENABLED(CONFIG_CPUSETS)
+	return task_css(t, cpuset_subsys_id)->cgroup;
+#elif IS_ENABLED(CONFIG_MEMCG)
+	return task_css(t, mem_cgroup_subsys_id)->cgroup;
+#endif
+#else
+#if IS_ENABLED(CONFIG_CPUSETS)
+	return task_subsys_state(t, cpuset_subsys_id)->cgroup;
+#elif IS_ENABLED(CONFIG_MEMCG)
+	return task_subsys_state(t, mem_cgroup_subsys_id)->cgroup;
+#endif
+#endif
+	return NULL;
+}
+
+/* Levels of a cgroup path kept at most (the deepest ones: the container's cgroup is the
+ * last or next-to-last component; Kubernetes pods are 4 deep, kind/docker-in-docker ~8). */
+#define FNET_CGROUP_LEVELS 32
+
+/* Path of @cg from its hierarchy's root, NUL-terminated in @buf (@size bytes); returns its
+ * start (inside @buf), NULL on error.  *@cut is set when the leading part was left out.
+ *
+ * 4.9+ (kernfs_path*() became strlcpy-like, returning int: char * in 4.8, int in 4.10):
+ *   kernfs node names are NOT RCU-protected before 6.15 (kernfs_rename_ns() kfree()s the
+ *   old name at once; only a v1 cgroup can be renamed), so names are read by the kernel's
+ *   own kernfs_path_from_node(), which holds kernfs_rename_lock (a spinlock taken irqsave,
+ *   a read-side rwlock since 6.15; never sleeps on non-RT kernels).  Its cost grows with
+ *   the square of the depth, with interrupts off, so it is given an ancestor at most
+ *   FNET_CGROUP_LEVELS up as the origin: the result is the deepest levels, "/a/b/c".
+ *   The ancestors are found through cgroup_parent() (css->parent, fixed for the cgroup's
+ *   life, RCU-safe); a cgroup is never moved to another parent (v1 rename keeps it).
+ *   Longer than @size (only with very long names): fewer levels, halving until it fits.
+ * 3.15 .. 4.8: cgroups live in kernfs since 3.15 ("cgroup: convert to kernfs");
+ *   char *kernfs_path() builds the path from the end under kernfs_rename_lock and returns
+ *   NULL if it does not fit; no level bound there.
+ * < 3.15: no kernfs; cgroup_path() walks cgroup->parent and the RCU-protected cgroup->name
+ *   under rcu_read_lock() itself (int, 0 or -ENAMETOOLONG, path at @buf). */
+static inline const char *fnet_cgroup_path(struct cgroup *cg, char *buf, int size, bool *cut)
+{
+#if LINUX_VERSION_CODE >= KERNEL_VERSION(4, 9, 0)
+	int levels = FNET_CGROUP_LEVELS;
+
+	for (;;) {
+		struct cgroup *top = cg;
+		int i, n;
+
+		for (i = 0; i < levels && cgroup_parent(top); i++)
+			top = cgroup_parent(top);
+		*cut = cgroup_parent(top) != NULL;
+		n = kernfs_path_from_node(cg->kn, top->kn, buf, size);
+		if (n < 0)
+			return NULL;
+		if (n < size)
+			return buf;
+		if (levels == 1) {	/* one name longer than @size: keep its start */
+			*cut = true;
+			return buf;
+		}
+		levels /= 2;
+	}
+#elif LINUX_VERSION_CODE >= KERNEL_VERSION(3, 15, 0)
+	*cut = false;
+	return kernfs_path(cg->kn, buf, size);
+#else
+	*cut = false;
+	return cgroup_path(cg, buf, size) == 0 ? buf : NULL;
+#endif
+}
+#endif /* CONFIG_CGROUPS */
+/* ==== end of the cgroup block ==================================================== */
+
 #endif /* FNET_COMPAT_H */

@@ -7,6 +7,20 @@
  *   uid_gid   = uid  | (u64)gid  << 32      (real ids, in the initial user namespace)
  *   euid_egid = euid | (u64)egid << 32
  *   loginuid  = u32, 0xffffffff when unset;  tty = kernel dev_t (0 = none)
+ *
+ * The `cgroup` slot (v5) holds one cgroup path, from the root of its hierarchy (not from the
+ * task's cgroup namespace: a containerised task must still show its container's cgroup),
+ * e.g. "/system.slice/docker-<64 hex>.scope" -- what the third field of the matching
+ * /proc/<pid>/cgroup line shows to a reader in the initial cgroup namespace, so live and
+ * /proc snapshots give userspace the same container id (the last run of 64 hex digits,
+ * ext/state_names.c).  Which hierarchy: the cpuset controller's (memory's if there is no
+ * cpuset) when it is mounted as a v1 hierarchy and the task is not in its root there, else
+ * the task's cgroup v2 (default hierarchy) cgroup.  So v2 hosts and hybrid hosts (systemd's
+ * unified tree + v1 controllers) use the v2 path, v1-only hosts (docker's cgroupfs driver)
+ * the cpuset path.  The deepest FNET_CGROUP_LEVELS levels are kept; a longer path, or one cut
+ * to the snaplen, keeps its end (where the container's id is) and sets FNET_RF_TRUNC.
+ * Empty on kernels without CONFIG_CGROUPS and on PREEMPT_RT, where the kernfs lock that
+ * guards cgroup names sleeps.
  */
 #include <linux/sched.h>
 #include <linux/sched/signal.h>
@@ -18,6 +32,9 @@
 #include <linux/rcupdate.h>
 #include <linux/uidgid.h>
 #include <linux/sched/task.h>
+#include <linux/string.h>
+#include <linux/percpu.h>
+#include <linux/limits.h>
 #include "falconet.h"
 #include "compat.h"
 
@@ -72,6 +89,61 @@ static void fnet_exec_cwd_comm(struct fnet_rec *r)
 	fnet_put_kstr(r, 3, comm);
 }
 
+#if defined(CONFIG_CGROUPS) && !defined(CONFIG_PREEMPT_RT)
+/* A kernel string into a part, keeping its END when it must be cut (to the snaplen or to
+ * what is left of the record), with the same flags and counters as fnet_put_kbytes(), which
+ * keeps the start.  A cut forced by the ring's free space still drops the record (left to
+ * fnet_put_kbytes()). */
+static void fnet_put_ktail(struct fnet_rec *r, int slot, const char *s, u32 len)
+{
+	u32 snap = READ_ONCE(fnet.snaplen);
+	u32 left = r->cap - r->used;
+	bool by_left = left < snap;
+	u32 bound = by_left ? left : snap;
+
+	if (len > bound && !(by_left && r->ring_limited)) {
+		s += len - bound;
+		len = bound;
+		if (by_left)
+			r->toolong = true;
+		else
+			r->hdr->flags |= FNET_RF_TRUNC;
+	}
+	fnet_put_kbytes(r, slot, s, len);
+}
+#endif
+
+/* v5: the current task's cgroup path (see the top of this file).  Runs inside the record:
+ * preemption is disabled, so the per-CPU scratch buffer is ours until the commit. */
+static void fnet_exec_cgroup(struct fnet_rec *r)
+{
+#if defined(CONFIG_CGROUPS) && !defined(CONFIG_PREEMPT_RT)
+	char *buf = this_cpu_ptr(fnet.scratch);
+	const char *p = NULL;
+	struct cgroup *dfl, *v1;
+	bool cut = false;
+
+	rcu_read_lock();
+	dfl = fnet_task_dfl_cgroup(current);
+	v1 = fnet_task_v1_cgroup(current);
+	if (v1 && (!dfl || v1->root != dfl->root)) {
+		p = fnet_cgroup_path(v1, buf, PATH_MAX, &cut);
+		if (p && dfl && p[0] == '/' && !p[1])
+			p = NULL;	/* the root of the v1 hierarchy: the v2 path says more */
+	}
+	if (!p && dfl)
+		p = fnet_cgroup_path(dfl, buf, PATH_MAX, &cut);
+	rcu_read_unlock();
+	if (p) {
+		if (cut)
+			r->hdr->flags |= FNET_RF_TRUNC;
+		fnet_put_ktail(r, 5, p, strnlen(p, PATH_MAX));
+		return;
+	}
+#endif
+	fnet_put_kbytes(r, 5, "", 0);
+}
+
 /* Failed execve/execveat, at sys_exit: the arguments as the caller passed them. */
 FNET_FILLER(execve)
 {
@@ -79,6 +151,7 @@ FNET_FILLER(execve)
 	fnet_put_ustr(r, 0, a[0]);
 	fnet_put_uargv(r, 1, a[1]);
 	fnet_exec_cwd_comm(r);
+	fnet_exec_cgroup(r);
 }
 
 FNET_FILLER(execveat)
@@ -87,6 +160,7 @@ FNET_FILLER(execveat)
 	fnet_put_ustr(r, 0, a[1]);
 	fnet_put_uargv(r, 1, a[2]);
 	fnet_exec_cwd_comm(r);
+	fnet_exec_cgroup(r);
 }
 
 /* Successful exec, from sched_process_exec: the new image is in place. */
@@ -101,6 +175,7 @@ void fnet_fill_exec_ok(struct fnet_rec *r, struct linux_binprm *bprm)
 	fnet_exec_cwd_comm(r);
 	if (bprm->file)
 		fnet_put_path(r, 4, &bprm->file->f_path);
+	fnet_exec_cgroup(r);
 }
 
 /* sched_process_fork, in the parent. */
