@@ -128,6 +128,86 @@ class Capture:
         return good, why
 
 
+CONTAINER_RULES = """
+- macro: container
+  condition: (container.id != host)
+- macro: falconet_vm_spawn
+  condition: evt.type in (execve, execveat) and evt.rawres = 0
+- rule: Falconet VM container exec
+  desc: a successful exec inside a container (tests/vm/check.py)
+  condition: falconet_vm_spawn and container
+  output: "container exec pid=%proc.pid container_id=%container.id"
+  priority: WARNING
+- rule: Falconet VM host exec
+  desc: a successful exec on the host (tests/vm/check.py)
+  condition: falconet_vm_spawn and not container
+  output: "host exec pid=%proc.pid container_id=%container.id"
+  priority: NOTICE
+"""
+
+
+def check_containers(cap: "Capture", wl: dict, repo: str) -> None:
+    """EXECVE's `cgroup` slot on live capture: the workload's execs inside container-like
+    cgroups (v2 docker scope, v1 cpuset kubepods) carry their cgroup path, every other exec
+    carries "/"; the state engine derives container.id from it (first 12 hex digits of the
+    id, "host" otherwise), and rules see the same through the `container` macro."""
+    import subprocess
+    import numpy as np
+    from collector.capture import FcapWriter
+    from collector.state.engine import StateEngine
+    conts = wl.get("containers") or []
+    check("container-like cgroups set up in the guest", not wl.get("containers_error") and len(conts) == 2,
+          wl.get("containers_error") or f"{len(conts)} of 2")
+    if cap.n == 0:
+        return
+    ex = np.flatnonzero(np.isin(cap.cols["type"], [abi.BY_NAME["execve"].num, abi.BY_NAME["execveat"].num])
+                        & (cap.cols["ret"] == 0))
+    eng = StateEngine(cap.strings)
+    cid_col = eng.enrich(cap.batch, columns=["container_id"])["container_id"]
+    slot = abi.BY_NAME["execve"].slot("cgroup")[1]
+    got = {}
+    for i in ex:
+        got.setdefault(int(cap.cols["pid"][i]), []).append(
+            (cap.text(cap.cols[f"v{slot}"][i]).decode("utf-8", "replace"), cap.text(cid_col[i]).decode()))
+    for c in conts:
+        rows = got.get(c["pid"], [])
+        check(f"container.id derived from the live cgroup slot: {c['what']}",
+              (c["cgroup"], c["container_id"]) in rows,
+              f"pid {c['pid']}: (cgroup, container.id) {rows} (want {(c['cgroup'], c['container_id'])})")
+    hp = wl.get("host_exec_pid")
+    check("container.id of an ordinary exec is host", ("/", "host") in got.get(hp, []),
+          f"pid {hp}: {got.get(hp)}")
+    cpids = {c["pid"] for c in conts}
+    others = [(p, r) for p, rs in got.items() if p not in cpids for r in rs]
+    bad = [(p, r) for p, r in others if r != ("/", "host")]
+    check("every other exec: cgroup \"/\", container.id host", others and not bad,
+          f"{len(others)} execs" + (f"; not: {bad[:5]}" if bad else ""))
+
+    # the same through the rules engine, as `falconet replay` of the live records
+    fcap, rules = os.path.join(OUT, "containers.fcap"), os.path.join(OUT, "containers_rules.yaml")
+    with FcapWriter(fcap) as w:
+        w.write_records(open(os.path.join(OUT, "capture.bin"), "rb").read())
+    with open(rules, "w") as f:
+        f.write(CONTAINER_RULES)
+    p = subprocess.run([sys.executable, "-m", "collector", "replay", fcap, "-r", rules, "--json"],
+                       capture_output=True, text=True, cwd=repo, timeout=600)
+    alerts = []
+    for line in p.stdout.splitlines():
+        try:
+            a = json.loads(line)
+            alerts.append((a["rule"], a["output_fields"]["proc.pid"], a["output_fields"]["container.id"]))
+        except (ValueError, KeyError):
+            pass
+    in_cont = sorted((pid, cid) for r, pid, cid in alerts if r == "Falconet VM container exec")
+    want = sorted((c["pid"], c["container_id"]) for c in conts)
+    check("rules: the `container` macro fires on exactly the container execs, with container.id",
+          p.returncode == 0 and in_cont == want and bool(want),
+          f"alerts {in_cont} want {want}" + (f" (replay rc={p.returncode}: {p.stderr[-300:]})"
+                                             if p.returncode else ""))
+    check("rules: an ordinary exec is a host exec",
+          ("Falconet VM host exec", hp, "host") in alerts, f"{len(alerts)} alerts")
+
+
 def check_test() -> None:
     res = results()
     check("guest ran to the end", "done" in res, res.get("kernel", ""))
@@ -197,6 +277,7 @@ def check_test() -> None:
             continue
         check(f"captured: {exp['what']}", got >= want and (want == 1 or got <= want + 5),
               why if got < want else f"{got} records")
+    check_containers(cap, wl, sys.argv[3])
     import check_demo
     check_demo.run(OUT, check, copy=False)
     json.dump({"checks": CHECKS, "summary": summary}, open(os.path.join(OUT, "check.json"), "w"),

@@ -10,6 +10,9 @@ meminfo() { sync; echo 3 > /proc/sys/vm/drop_caches; awk '/^(MemAvailable|Vmallo
 cd /
 
 R "kernel $(uname -r) preempt=$(cat /sys/kernel/debug/sched/preempt 2>/dev/null | tr -d '\n')"
+# cgroup v2 (the workload creates container-like cgroups in it); the initramfs mounts none
+grep -q '^cgroup2 /sys/fs/cgroup ' /proc/mounts || mount -t cgroup2 cgroup2 /sys/fs/cgroup
+R "cgroup2 $(grep -c '^cgroup2 /sys/fs/cgroup ' /proc/mounts)"
 R "mem_before $(meminfo)"
 # 32 MiB per CPU: the storm below must fit even if the Python reader falls behind under TCG
 insmod $O/falconet.ko ring_bytes=$((32 << 20)); R "insmod rc=$?"

@@ -8,6 +8,7 @@ tests/vm/check.py then looks for each one in the decoded capture.
 import ctypes
 import json
 import os
+import secrets
 import signal
 import socket
 import subprocess
@@ -18,11 +19,76 @@ libc = ctypes.CDLL(None, use_errno=True)
 libc.syscall.restype = ctypes.c_long
 ME = os.getpid()
 EXPECT = []
+CONTAINERS = []     # execs inside container-like cgroups: pid, expected path and container.id
+CG2 = "/sys/fs/cgroup"              # cgroup2, mounted by guest_test.sh
+CPUSET_V1 = "/run/falconet-cpuset"  # a cgroup v1 cpuset hierarchy, mounted here
 
 
 def expect(what, type_, who, **fields):
     """`who` is the pid (tgid) that must have produced the record, None for any."""
     EXPECT.append({"what": what, "type": type_, "pid": who, "fields": fields})
+
+
+def exec_in_cgroup(cgdir: str, argv: list) -> subprocess.Popen:
+    """Run argv in a child that moves itself into the cgroup `cgdir` (cgroup.procs) before
+    it execs, as a container runtime does, and wait for it."""
+    def enter():
+        with open(os.path.join(cgdir, "cgroup.procs"), "w") as f:
+            f.write("0")
+    p = subprocess.Popen(argv, preexec_fn=enter)
+    p.wait()
+    return p
+
+
+def container_execs() -> None:
+    """One exec in a docker-like cgroup of cgroup v2 and one in a kubepods-like cgroup of a
+    cgroup v1 cpuset hierarchy: the module must record each cgroup path in EXECVE's `cgroup`
+    slot, and userspace derive container.id (first 12 hex digits of the id) from it."""
+    # cgroup v2: /system.slice/docker-<64 hex>.scope (systemd cgroup driver)
+    cid = secrets.token_hex(32)
+    rel = f"/system.slice/docker-{cid}.scope"
+    os.makedirs(CG2 + rel)
+    try:
+        p = exec_in_cgroup(CG2 + rel, ["/bin/sh", "-c", "exit 0"])
+    finally:
+        os.rmdir(CG2 + rel)
+        os.rmdir(CG2 + "/system.slice")
+    expect("exec in a docker-like cgroup (v2)", "execve", p.pid, ret=0, filename="/bin/sh",
+           cgroup=rel)
+    CONTAINERS.append({"what": "cgroup v2 docker scope", "pid": p.pid, "cgroup": rel,
+                       "container_id": cid[:12]})
+
+    # cgroup v1, cpuset hierarchy: /kubepods/besteffort/pod<uid>/<64 hex> (cgroupfs driver).
+    # cpuset is on the v2 hierarchy until mounted here (nothing enabled it in v2's
+    # subtree_control), so the mount moves it to a v1 hierarchy of its own.
+    cid = secrets.token_hex(32)
+    pod = "pod" + secrets.token_hex(4) + "-" + secrets.token_hex(2) + "-" + secrets.token_hex(2)
+    rel = f"/kubepods/besteffort/{pod}/{cid}"
+    os.makedirs(CPUSET_V1, exist_ok=True)
+    subprocess.run(["mount", "-t", "cgroup", "-o", "cpuset", "falconet-cpuset", CPUSET_V1],
+                   check=True)
+    made = []
+    try:
+        d = CPUSET_V1
+        for part in rel.strip("/").split("/"):
+            parent, d = d, d + "/" + part
+            os.mkdir(d)
+            made.append(d)
+            # a v1 cpuset accepts tasks only once it has CPUs and memory nodes
+            for k in ("cpuset.cpus", "cpuset.mems"):
+                with open(os.path.join(parent, k)) as f:
+                    v = f.read().strip()
+                with open(os.path.join(d, k), "w") as f:
+                    f.write(v)
+        p = exec_in_cgroup(d, ["/bin/sh", "-c", "exit 0"])
+    finally:
+        for d in reversed(made):
+            os.rmdir(d)
+        subprocess.run(["umount", CPUSET_V1], check=True)
+    expect("exec in a kubepods-like cgroup (v1 cpuset)", "execve", p.pid, ret=0,
+           filename="/bin/sh", cgroup=rel)
+    CONTAINERS.append({"what": "cgroup v1 cpuset kubepods", "pid": p.pid, "cgroup": rel,
+                       "container_id": cid[:12]})
 
 
 def main(out: str, storm: str) -> None:
@@ -31,9 +97,10 @@ def main(out: str, storm: str) -> None:
     assert p.stdout == b"falconet-shell\n"
     sh = subprocess.Popen(["/bin/sh", "-c", "exit 3"])
     sh.wait()
+    # the guest's processes are all in the root cgroup: cgroup "/", container.id "host"
     expect("exec of a shell", "execve", sh.pid, ret=0, filename="/bin/sh",
            args="/bin/sh\0-c\0exit 3", exepath="/usr/bin/dash|/bin/dash|/usr/bin/bash|/bin/bash",
-           comm="sh")
+           comm="sh", cgroup="/")
     expect("shell exit status", "procexit", sh.pid, ret=3 << 8, last=1)
     expect("fork of the shell", "procfork", ME, child_pid=sh.pid)
     # a failed exec is recorded at sys_exit with the arguments as passed
@@ -42,7 +109,15 @@ def main(out: str, storm: str) -> None:
     except OSError:
         pass
     expect("failed execve", "execve", ME, ret=-2, filename="/nonexistent/falconet",
-           args="falconet-missing\0x")
+           args="falconet-missing\0x", cgroup="/")
+    # execs inside container-like cgroups (v2 and v1); a setup failure is reported by
+    # check.py ("containers_error") without stopping the rest of the workload
+    try:
+        container_execs()
+        containers_error = ""
+    except Exception as e:  # noqa: BLE001 - any failure is reported, not raised
+        containers_error = repr(e)
+        print("container execs:", containers_error, flush=True)
 
     # 2. reading /etc/shadow
     with open("/etc/shadow", "rb") as f:
@@ -157,7 +232,9 @@ def main(out: str, storm: str) -> None:
     expect("syscall storm", "getpid", sp.pid, count=n)
 
     with open(out, "w") as f:
-        json.dump({"pid": ME, "expect": EXPECT, "storm_n": n, "compat_n": 1000, "compat_pid": compat_pid}, f, indent=1)
+        json.dump({"pid": ME, "expect": EXPECT, "storm_n": n, "compat_n": 1000, "compat_pid": compat_pid,
+                   "host_exec_pid": sh.pid, "containers": CONTAINERS,
+                   "containers_error": containers_error}, f, indent=1)
 
 if __name__ == "__main__":
     main(sys.argv[1], sys.argv[2])
