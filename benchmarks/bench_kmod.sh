@@ -25,9 +25,17 @@ HERE=$(cd "$(dirname "$0")" && pwd)
 export FALCONET_VM_WORK=${FALCONET_VM_WORK:-/tmp/falconet-vm-bench}
 export FALCONET_VM_TIMEOUT=${FALCONET_VM_TIMEOUT:-1800}
 export FALCONET_VM_APPEND=${FALCONET_VM_APPEND-tsc=reliable}
-echo "bench_kmod: $(date -u +%FT%TZ) commit $(git -C "$HERE/.." rev-parse --short HEAD) load $(cut -d' ' -f1-3 /proc/loadavg) append '$FALCONET_VM_APPEND' REPS=${REPS:-5}" >&2
+REPO=$(cd "$HERE/.." && pwd)
+echo "bench_kmod: $(date -u +%FT%TZ) commit $(git -C "$REPO" rev-parse --short HEAD) load $(cut -d' ' -f1-3 /proc/loadavg) append '$FALCONET_VM_APPEND' REPS=${REPS:-5}" >&2
+# what is measured is the working tree (kmod/ is built from it, collector/_native from ext/)
+dirty=$(git -C "$REPO" status --porcelain -- kmod ext collector tests/vm | awk '{print $2}' | tr '\n' ' ')
+[ -n "$dirty" ] && echo "bench_kmod: uncommitted in the measured tree: $dirty" >&2
+echo "bench_kmod: sha256 kmod+ext sources $(cat "$REPO"/kmod/*.[ch] "$REPO"/kmod/include/*.h "$REPO"/ext/*.[ch] | sha256sum | cut -c1-12), collector/_native $(sha256sum < "$REPO"/collector/_native.abi3.so | cut -c1-12)" >&2
 rc=0
-"$HERE/../tests/vm/run_vm.sh" bench || rc=$?
+# bash reads a script as it runs it: run a snapshot of run_vm.sh held in memory, so an edit of
+# the file during the 3-15 minutes of the run cannot make it re-run or skip steps
+RUNVM="$REPO/tests/vm/run_vm.sh"
+bash -c "$(cat "$RUNVM")" "$RUNVM" bench || rc=$?
 OUT=$FALCONET_VM_WORK/out
 if [ ! -s "$OUT/bench.md" ] && [ -s "$OUT/bench.txt" ]; then
   python3 "$HERE/../tests/vm/check_bench.py" "$OUT" > /dev/null || true   # partial run

@@ -35,9 +35,11 @@ def summarize(rows: list[dict]) -> dict:
     for r in rows:
         key = (r["config"], r["mode"])
         d = out.setdefault(key, {"ns": [], "events": [], "drops": [], "max_pending": [],
-                                 "max_gap_ms": [], "reader_cpu_s": []})
+                                 "max_gap_ms": [], "max_proc_ms": [], "loop_cpu_s": [],
+                                 "reader_cpu_s": []})
         for k, src in (("ns", "ns_per_syscall"), ("events", "events"), ("drops", "drops"),
                        ("max_pending", "max_pending"), ("max_gap_ms", "max_gap_ms"),
+                       ("max_proc_ms", "max_proc_ms"), ("loop_cpu_s", "loop_cpu_s"),
                        ("reader_cpu_s", "reader_cpu_s")):
             v = num(r.get(src, ""))
             if v is not None:
@@ -53,7 +55,7 @@ def summarize(rows: list[dict]) -> dict:
             "drops_max": max(d["drops"]) if d["drops"] else None,
             "drops_all": d["drops"],
         }
-        for k in ("max_pending", "max_gap_ms", "reader_cpu_s"):
+        for k in ("max_pending", "max_gap_ms", "max_proc_ms", "loop_cpu_s", "reader_cpu_s"):
             if d[k]:
                 res[mode][cfg][k + "_median"] = statistics.median(d[k])
                 res[mode][cfg][k + "_max"] = max(d[k])
@@ -89,7 +91,8 @@ def markdown(head: dict, res: dict, miss: list[str] | None = None) -> str:
     lines = [f"Kernel {head.get('kernel', '?')}, {head.get('cpus', '?')} vCPUs, qemu TCG, "
              f"clocksource {head.get('clocksource', '?')}, {head.get('reps', '?')} repetitions; "
              f"reader {head.get('reader', '?')} watermark {head.get('watermark', '?')} "
-             f"poll {head.get('poll_ms', '?')} ms decode {head.get('decode', '?')}.",
+             f"poll {head.get('poll_ms', '?')} ms decode {head.get('decode', '?')}, "
+             f"falconet ring_bytes {head.get('ring_bytes', 'default')}.",
              "",
              "| workload | baseline ns/syscall | falconet.ko + reader | scap.ko + sysdig -w /dev/null "
              "| falconet added | scap added | ratio | falconet drops (median/max) | scap drops (median/max) |",
@@ -108,9 +111,9 @@ def markdown(head: dict, res: dict, miss: list[str] | None = None) -> str:
             f"| {fmt(f.get('drops_median'))}/{fmt(f.get('drops_max'))} "
             f"| {fmt(s.get('drops_median'))}/{fmt(s.get('drops_max'))} |")
     lines += ["", "falconet reader, per workload (median/max over runs): largest backlog in one "
-              "ring just before a read (KiB), longest time between two reads (ms), reader CPU "
-              "time (s); drops per run.", "",
-              "| workload | backlog KiB | gap ms | reader CPU s | falconet drops per run | scap drops per run |",
+              "ring just before a read (KiB), longest read+decode of one batch (ms), reader CPU "
+              "time from START to the end of the drain (s); drops per run.", "",
+              "| workload | backlog KiB | batch ms | reader CPU s | falconet drops per run | scap drops per run |",
               "|---|---|---|---|---|---|"]
     for mode in ("getpid", "openclose", "mixed"):
         c = res.get(mode)
@@ -121,8 +124,8 @@ def markdown(head: dict, res: dict, miss: list[str] | None = None) -> str:
         def mm(k, scale=1.0, d=0, f=f):
             a, b = f.get(k + "_median"), f.get(k + "_max")
             return "n/a" if a is None else f"{a / scale:,.{d}f}/{b / scale:,.{d}f}"
-        lines.append(f"| {mode} | {mm('max_pending', 1024)} | {mm('max_gap_ms')} "
-                     f"| {mm('reader_cpu_s', d=2)} | {' '.join(str(int(x)) for x in f.get('drops_all', []))} "
+        lines.append(f"| {mode} | {mm('max_pending', 1024)} | {mm('max_proc_ms')} "
+                     f"| {mm('loop_cpu_s', d=2)} | {' '.join(str(int(x)) for x in f.get('drops_all', []))} "
                      f"| {' '.join(str(int(x)) for x in s.get('drops_all', []))} |")
     if miss:
         lines += ["", "Missing runs: " + "; ".join(miss) + "."]

@@ -11,6 +11,7 @@
 # Reader settings from the kernel command line (FALCONET_VM_APPEND on the host):
 #   fnbench.wm=BYTES (watermark, default 1 MiB)  fnbench.poll=MS (default 100)
 #   fnbench.decode=0 (read and merge only)       fnbench.reps=N (overrides REPS)
+#   fnbench.ring=BYTES (falconet.ko ring_bytes; default: the module's 8 MiB, like scap's)
 set -u
 O=/falconet-out
 . $O/env.sh
@@ -20,6 +21,7 @@ KR=$(karg reps); REPS=${KR:-${REPS:-5}}
 WM=$(karg wm); WM=${WM:-1048576}
 POLL=$(karg poll); POLL=${POLL:-100}
 DEC=$(karg decode); DEC=${DEC:-1}
+RING=$(karg ring)     # falconet.ko ring_bytes per CPU; empty = the module's default (8 MiB)
 RARGS="--watermark $WM --poll-ms $POLL"
 [ "$DEC" = 0 ] && RARGS="$RARGS --no-decode"
 WORKLOADS="getpid:200000 openclose:50000 mixed:20000"
@@ -51,7 +53,7 @@ print('events=%d drops=%d records=%d decoded=%d batches=%d max_batch=%d max_pend
 cd /
 : > $O/bench.txt
 SCAP=$(ls /lib/modules/$K/updates/dkms/scap.ko* 2>/dev/null | head -1)
-B "kernel=$(uname -r) cpus=$(nproc) clocksource=$(cat /sys/devices/system/clocksource/clocksource0/current_clocksource) reps=$REPS workloads=$WORKLOADS scap=${SCAP:-none} reader=bench_reader.py watermark=$WM poll_ms=$POLL decode=$DEC"
+B "kernel=$(uname -r) cpus=$(nproc) clocksource=$(cat /sys/devices/system/clocksource/clocksource0/current_clocksource) reps=$REPS workloads=$WORKLOADS scap=${SCAP:-none} reader=bench_reader.py watermark=$WM poll_ms=$POLL decode=$DEC ring_bytes=${RING:-default}"
 [ -n "$SCAP" ] && command -v sysdig > /dev/null || B "error=no-scap (install falcosecurity-scap-dkms sysdig)"
 
 for rep in $(seq 1 $REPS); do
@@ -62,7 +64,7 @@ for rep in $(seq 1 $REPS); do
     B "config=baseline mode=$m rep=$rep ns_per_syscall=${ns:-?} events=0 drops=0"
   done
 
-  insmod $O/falconet.ko || B "error=falconet-insmod"
+  insmod $O/falconet.ko ${RING:+ring_bytes=$RING} || B "error=falconet-insmod"
   for w in $WORKLOADS; do
     m=${w%%:*}; n=${w##*:}
     reader || { stop $R TERM reader; continue; }
