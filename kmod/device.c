@@ -56,14 +56,10 @@ static bool fnet_any_readable(void)
 
 static unsigned long fnet_flush_period(void)
 {
-	return max_t(unsigned long, 1, nsecs_to_jiffies(FNET_POLL_FLUSH_NS));
+	return max_t(unsigned long, 1, fnet_nsecs_to_jiffies(FNET_POLL_FLUSH_NS));
 }
 
-#if LINUX_VERSION_CODE >= KERNEL_VERSION(4, 15, 0)
-static void fnet_flush(struct timer_list *t)
-#else
-static void fnet_flush(unsigned long unused)
-#endif
+static FNET_TIMER_FN(fnet_flush)
 {
 	if (!READ_ONCE(fnet.capturing))
 		return;
@@ -180,13 +176,13 @@ static int fnet_mmap(struct file *f, struct vm_area_struct *vma)
 	}
 }
 
-static __poll_t fnet_poll(struct file *f, poll_table *pt)
+static fnet_poll_t fnet_poll(struct file *f, poll_table *pt)
 {
 	poll_wait(f, &fnet.wq, pt);
 	if (fnet_any_readable())
-		return EPOLLIN | EPOLLRDNORM;
+		return FNET_POLLIN | FNET_POLLRDNORM;
 	if (!READ_ONCE(fnet.capturing))
-		return EPOLLHUP;	/* nothing more will come until START */
+		return FNET_POLLHUP;	/* nothing more will come until START */
 	return 0;
 }
 
@@ -334,11 +330,7 @@ static struct miscdevice fnet_misc = {
 
 int fnet_device_init(void)
 {
-#if LINUX_VERSION_CODE >= KERNEL_VERSION(4, 15, 0)
-	timer_setup(&fnet_flush_timer, fnet_flush, 0);
-#else
-	setup_timer(&fnet_flush_timer, fnet_flush, 0);
-#endif
+	fnet_timer_setup(&fnet_flush_timer, fnet_flush);
 	return misc_register(&fnet_misc);
 }
 

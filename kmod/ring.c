@@ -42,7 +42,7 @@ static void fnet_ring_free(struct fnet_ring *r)
 		for (i = 0; i < r->nr_pages; i++)
 			if (r->pages[i])
 				__free_page(r->pages[i]);
-		kvfree(r->pages);
+		fnet_kvfree(r->pages);
 	}
 	if (r->prod_page)
 		__free_page(r->prod_page);
@@ -69,7 +69,7 @@ static struct fnet_ring *fnet_ring_alloc(int cpu, u64 size)
 
 	r->prod_page = alloc_pages_node(node, gfp, 0);
 	r->cons_page = alloc_pages_node(node, gfp, 0);
-	r->pages = kvcalloc(r->nr_pages, sizeof(*r->pages), GFP_KERNEL);
+	r->pages = fnet_kvcalloc(r->nr_pages, sizeof(*r->pages), GFP_KERNEL);
 	if (!r->prod_page || !r->cons_page || !r->pages)
 		goto fail;
 	for (i = 0; i < r->nr_pages; i++) {
@@ -78,13 +78,13 @@ static struct fnet_ring *fnet_ring_alloc(int cpu, u64 size)
 			goto fail;
 	}
 	/* The kernel view of the data: the same pages twice in a row. */
-	map = kvcalloc(2 * r->nr_pages, sizeof(*map), GFP_KERNEL);
+	map = fnet_kvcalloc(2 * r->nr_pages, sizeof(*map), GFP_KERNEL);
 	if (!map)
 		goto fail;
 	for (i = 0; i < 2 * r->nr_pages; i++)
 		map[i] = r->pages[i % r->nr_pages];
 	r->data = vmap(map, 2 * r->nr_pages, VM_MAP, PAGE_KERNEL);
-	kvfree(map);
+	fnet_kvfree(map);
 	if (!r->data)
 		goto fail;
 
