@@ -12,7 +12,13 @@
 #
 # Environment: FALCONET_VM_WORK (scratch dir, default /tmp/falconet-vm), FALCONET_VM_TIMEOUT
 # (seconds for qemu, default 420), FALCONET_VM_NOINSTALL=1 (skip apt-get),
-# FALCONET_VM_APPEND (extra kernel command line, e.g. "tsc=reliable").
+# FALCONET_VM_APPEND (extra kernel command line, e.g. "tsc=reliable"),
+# FALCONET_VM_KERNEL (which kernel to boot: unset = the linux-image-amd64 metapackage's kernel;
+#   "6.12", "6.12-rt", "6.1-rt", ... = the newest installed Debian image of that series and
+#   flavour, installing the linux-image-/linux-headers- metapackage when none is; or an exact
+#   version as in /boot/vmlinuz-<version>),
+# FALCONET_VM_ACCEL (qemu -accel value, default "tcg": one host thread per vCPU; use
+#   "tcg,thread=single" to run the vCPUs round-robin in one thread, see kmod/README.md).
 # Exit status: 0 pass, 1 checks failed, 2 could not run (what is missing is printed).
 set -euo pipefail
 MODE=${1:-test}
@@ -39,6 +45,44 @@ if [ -n "$missing" ]; then
 fi
 K=$(dpkg-query -W -f='${Depends}' linux-image-amd64 | sed -n 's/.*linux-image-\([^ ,]*\).*/\1/p' | head -1)
 [ -n "$K" ] || die "cannot resolve the kernel version from linux-image-amd64"
+# Another kernel: FALCONET_VM_KERNEL=<series>[-<flavour>] (6.12, 6.12-rt, 6.1-rt) resolves the
+# newest installed /boot/vmlinuz-<series>.*[-<flavour>]-amd64; never a pinned version.
+newest_image() {  # $1 series, $2 flavour ("" = generic)
+  local v
+  for v in $(ls /boot 2>/dev/null | sed -n 's/^vmlinuz-//p' | sort -V); do
+    case "$v" in "$1".*|"$1"-*) ;; *) continue ;; esac
+    case "$v" in
+      *-rt-amd64) [ "$2" = rt ] || continue ;;
+      *-cloud-amd64) [ "$2" = cloud ] || continue ;;
+      *-amd64) [ -z "$2" ] || continue ;;
+      *) continue ;;
+    esac
+    echo "$v"
+  done | tail -1
+}
+if [ -n "${FALCONET_VM_KERNEL:-}" ]; then
+  if [ -f "/boot/vmlinuz-$FALCONET_VM_KERNEL" ]; then
+    K=$FALCONET_VM_KERNEL
+  else
+    series=${FALCONET_VM_KERNEL%%-*}; flav=""
+    [ "$series" != "$FALCONET_VM_KERNEL" ] && flav=${FALCONET_VM_KERNEL#*-}
+    want=$(newest_image "$series" "$flav")
+    if [ -z "$want" ]; then
+      # Debian's metapackages: linux-image-6.12-rt-amd64 for another series, linux-image-rt-amd64
+      # for a flavour of the default series.
+      if [ "$series" = "$(echo "$K" | cut -d. -f1-2)" ]; then meta="${flav:+$flav-}amd64"
+      else meta="$series-${flav:+$flav-}amd64"; fi
+      [ -n "${FALCONET_VM_NOINSTALL:-}" ] && die "no installed $FALCONET_VM_KERNEL kernel (apt-get install linux-image-$meta linux-headers-$meta)"
+      [ "$(id -u)" = 0 ] || die "no installed $FALCONET_VM_KERNEL kernel; run as root or install linux-image-$meta linux-headers-$meta"
+      log "installing linux-image-$meta linux-headers-$meta"
+      DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+        "linux-image-$meta" "linux-headers-$meta" >/dev/null || die "apt-get install linux-image-$meta failed"
+      want=$(newest_image "$series" "$flav")
+    fi
+    [ -n "$want" ] || die "FALCONET_VM_KERNEL=$FALCONET_VM_KERNEL: no matching /boot/vmlinuz-*"
+    K=$want
+  fi
+fi
 KDIR=/usr/src/linux-headers-$K
 [ -d "$KDIR" ] || die "no headers in $KDIR (install linux-headers-$K)"
 [ -f "/boot/vmlinuz-$K" ] || die "no /boot/vmlinuz-$K"
@@ -57,16 +101,26 @@ cp "$WORK/kmod/falconet.ko" "$WORK/out/"
 gcc -O2 -static -o "$WORK/out/storm" "$HERE/storm.c" || die "cannot build tests/vm/storm.c"
 log "module built ($(($(date +%s) - T0)) s)"
 
-# --- 3. kernel: PVH vmlinux extracted from the XZ bzImage (skips ~5 s of TCG decompression)
+# --- 3. kernel: PVH vmlinux extracted from the bzImage (skips ~5 s of TCG decompression).
+# Debian's 6.1 bzImage is XZ, 6.12's is ZSTD; the payload is the first frame after its magic
+# (zstd complains about the bytes after that frame: its status is ignored, the ELF note decides).
 VMLINUX="$WORK/vmlinux-$K"
 if [ ! -s "$VMLINUX" ]; then
-  off=$(LC_ALL=C grep -obUaP '\xfd7zXZ\x00' "/boot/vmlinuz-$K" | head -1 | cut -d: -f1)
-  if [ -n "$off" ] && tail -c +$((off + 1)) "/boot/vmlinuz-$K" | xz -dc --single-stream > "$VMLINUX.tmp" 2>/dev/null \
-     && readelf -n "$VMLINUX.tmp" 2>/dev/null | grep -q "0x00000012"; then
-    mv "$VMLINUX.tmp" "$VMLINUX"
-  else
-    rm -f "$VMLINUX.tmp"; cp "/boot/vmlinuz-$K" "$VMLINUX"   # bzImage works too, slower
-  fi
+  for fmt in xz zstd; do
+    case $fmt in
+      xz) magic='\xfd7zXZ\x00'; unpack() { xz -dc --single-stream; } ;;
+      zstd) magic='\x28\xb5\x2f\xfd'; unpack() { zstd -qdc; } ;;
+    esac
+    command -v $fmt >/dev/null || continue
+    off=$( (LC_ALL=C grep -obUaP "$magic" "/boot/vmlinuz-$K" || true) | head -1 | cut -d: -f1)
+    [ -n "$off" ] || continue
+    (tail -c +$((off + 1)) "/boot/vmlinuz-$K" | unpack > "$VMLINUX.tmp" 2>/dev/null) || true
+    if readelf -n "$VMLINUX.tmp" 2>/dev/null | grep -q "0x00000012"; then
+      mv "$VMLINUX.tmp" "$VMLINUX"; break
+    fi
+  done
+  rm -f "$VMLINUX.tmp"
+  [ -s "$VMLINUX" ] || cp "/boot/vmlinuz-$K" "$VMLINUX"   # bzImage works too, slower
 fi
 
 # --- 4. initramfs: busybox, /init, the 9p/overlay modules of that kernel ---------------------
@@ -76,7 +130,13 @@ cp /bin/busybox "$IR/bin/busybox"
 cp "$HERE/guest_init.sh" "$IR/init"; chmod +x "$IR/init"
 for m in virtio_ring virtio virtio_pci_legacy_dev virtio_pci_modern_dev virtio_pci netfs fscache 9pnet 9pnet_virtio 9p overlay; do
   f=$(find "/lib/modules/$K/kernel" -name "$m.ko*" | head -1)
-  [ -n "$f" ] || die "kernel module $m not found for $K"
+  if [ -z "$f" ]; then
+    # Built in (6.12: virtio*), or merged into another module (6.8 folded fscache into netfs):
+    # guest_init.sh then just reports that this insmod failed.
+    grep -qE "/$m\.ko\$" "/lib/modules/$K/modules.builtin" 2>/dev/null && continue
+    [ "$m" = fscache ] && ! modinfo -k "$K" -F depends 9p 2>/dev/null | tr , '\n' | grep -qx fscache && continue
+    die "kernel module $m not found for $K"
+  fi
   case "$f" in
     *.xz) xz -dc "$f" > "$IR/modules/$m.ko" ;;
     *.zst) zstd -qdc "$f" > "$IR/modules/$m.ko" ;;
@@ -97,11 +157,11 @@ REPS=${REPS:-5}
 ENV
 
 # --- 6. boot ------------------------------------------------------------------------------------
-log "booting ($MODE) under qemu TCG, timeout ${TIMEOUT}s"
+log "booting ($MODE) under qemu -accel ${FALCONET_VM_ACCEL:-tcg}, timeout ${TIMEOUT}s"
 T1=$(date +%s)
 set +e
 # serial console straight to a file (not stdio: robust whatever stdout is, e.g. under pytest)
-timeout "$TIMEOUT" qemu-system-x86_64 -accel tcg -cpu max -smp 2 -m 2048 -no-reboot \
+timeout "$TIMEOUT" qemu-system-x86_64 -accel "${FALCONET_VM_ACCEL:-tcg}" -cpu max -smp 2 -m 2048 -no-reboot \
   -display none -monitor none -serial file:"$WORK/out/serial.log" \
   -kernel "$VMLINUX" -initrd "$WORK/initramfs.cpio.gz" \
   -append "console=ttyS0 panic=-1 quiet loglevel=4 preempt=full falconet.script=guest_$MODE.sh ${FALCONET_VM_APPEND:-}" \
