@@ -2,12 +2,14 @@
 way the live collector does, decoding every batch with the C decoder, then discarding it.
 
     bench_reader.py --out PREFIX [--interest getpid,openat,...] [--watermark BYTES]
-                    [--poll-ms MS] [--buf BYTES] [--no-decode]
+                    [--poll-ms MS] [--buf BYTES] [--no-decode] [--wait reader|poll]
+                    [--path auto|ring|copy] [--holdback-ms MS]
 
-What a batch costs here is what `falconet run` pays before the rules: poll() until a ring
-crosses the watermark (or the module's 50 ms flush timer fires), one fnet_reader_read() that
-walks every CPU's committed records, merges them by timestamp into one buffer and releases
-each ring once, then collector.native's decoder turns the buffer into columns (paths interned).
+What a batch costs here is what `falconet run` pays before the rules: wait for data, one call
+that walks every CPU's committed records, merges them by timestamp and releases each ring
+once, and collector.native's decoder turning them into columns (paths interned): either
+where they lie in the rings (Decoder.decode_ring, the live collector's path when the
+extension has it) or after fnet_reader_read() copied them into a buffer (--path copy).
 Nothing is written.  That is the counterpart of `sysdig -w /dev/null`, which also parses
 every event (its state engine) and serializes it before the write is thrown away.
 
@@ -24,6 +26,7 @@ import fcntl
 import json
 import os
 import resource
+import select
 import signal
 import sys
 import time
@@ -41,6 +44,19 @@ def main() -> int:
     ap.add_argument("--poll-ms", type=int, default=100)
     ap.add_argument("--buf", type=int, default=8 << 20)
     ap.add_argument("--no-decode", action="store_true")
+    ap.add_argument("--path", choices=("auto", "ring", "copy"), default="auto",
+                    help="ring: Decoder.decode_ring() merges and decodes the records where they "
+                         "lie in the rings (the live collector's path, when the extension has "
+                         "it); copy: RingReader.read() into a buffer, then Decoder.decode(); "
+                         "auto: ring if available")
+    ap.add_argument("--holdback-ms", type=float, default=20.0,
+                    help="idle-CPU holdback of the C reader, as LiveSource sets it")
+    ap.add_argument("--wait", choices=("reader", "poll"), default="reader",
+                    help="reader: fnet_reader_wait() (returns at once while any ring holds "
+                         "data, as LiveSource does); poll: poll() the device, which is readable "
+                         "when a ring crosses the watermark or holds data older than the "
+                         "module's flush age (50 ms), and read again at once only while a "
+                         "read returns at least half a watermark (the reader is behind)")
     a = ap.parse_args()
     if native.BACKEND != "c":
         print("bench_reader: the C extension is not built (collector/_native)", file=sys.stderr)
@@ -55,11 +71,19 @@ def main() -> int:
     wm = max(abi.HDR_SIZE, min(a.watermark, size // 2))
     reader = RingReader.from_device_fd(src.fd, buf_bytes=a.buf, watermark=wm)
     dec = None if a.no_decode else native.Decoder()
+    has_ring = dec is not None and hasattr(dec, "decode_ring")
+    if a.path == "ring" and not has_ring:
+        print("bench_reader: this build has no Decoder.decode_ring", file=sys.stderr)
+        return 2
+    path = "ring" if (a.path in ("auto", "ring") and has_ring) else ("copy" if dec else "read")
+    if hasattr(reader, "set_holdback"):
+        reader.set_holdback(int(a.holdback_ms * 1e6))
     rings = src.rings                # the source's own mappings: peek at the positions only
     st = {"records": 0, "bytes": 0, "decoded": 0, "batches": 0, "max_batch": 0,
           "max_pending": 0, "max_gap_ms": 0.0, "read_s": 0.0, "decode_s": 0.0,
           "max_proc_ms": 0.0, "full_reads": 0, "ring_bytes": size, "watermark": wm,
-          "poll_ms": a.poll_ms, "buf": a.buf, "decode": dec is not None}
+          "poll_ms": a.poll_ms, "buf": a.buf, "decode": dec is not None, "wait": a.wait,
+          "path": path}
     with open(a.out + ".ready", "w") as f:
         f.write(str(os.getpid()))
     t0 = last = time.monotonic()
@@ -72,18 +96,29 @@ def main() -> int:
         st["full_reads"] += pend > size - (64 << 10)     # the ring was (nearly) full
         t = time.monotonic()
         st["max_gap_ms"] = max(st["max_gap_ms"], (t - last) * 1e3)
-        buf, info = reader.read()
-        last = time.monotonic()
-        st["read_s"] += last - t
-        if buf is None:
-            return -1
+        if path == "ring":                   # read + decode in one pass, no copy
+            b, _, info = dec.decode_ring(reader)
+            last = time.monotonic()
+            st["decode_s"] += last - t
+            if b is None:
+                return -1
+            st["decoded"] += b.n
+            buf = None
+            nbytes = info["bytes"]
+        else:
+            buf, info = reader.read()
+            last = time.monotonic()
+            st["read_s"] += last - t
+            if buf is None:
+                return -1
+            nbytes = len(buf)
         n = info["records"]
         if n:
             st["records"] += n
-            st["bytes"] += len(buf)
+            st["bytes"] += nbytes
             st["batches"] += 1
             st["max_batch"] = max(st["max_batch"], n)
-            if dec is not None:
+            if buf is not None and dec is not None:
                 t1 = time.monotonic()
                 b, _ = dec.decode(buf)
                 st["decoded"] += b.n
@@ -92,12 +127,30 @@ def main() -> int:
             st["max_proc_ms"] = max(st["max_proc_ms"], (last - t) * 1e3)
         return n + info["held_back"]
 
-    while not stop:
-        if reader.wait(a.poll_ms) == GONE:
-            break
-        if batch() < 0:
-            break
+    if a.wait == "reader":
+        while not stop:
+            if reader.wait(a.poll_ms) == GONE:
+                break
+            if batch() < 0:
+                break
+    else:
+        p = select.poll()
+        p.register(reader.fileno(), select.POLLIN)
+        gone = False
+        while not stop and not gone:
+            ev = p.poll(a.poll_ms)
+            if any(e & (select.POLLHUP | select.POLLERR | select.POLLNVAL) for _, e in ev):
+                break
+            while not stop:                  # behind: keep reading until a read is small
+                b0 = st["bytes"]
+                if batch() < 0:
+                    gone = True
+                    break
+                if st["bytes"] - b0 < wm // 2:
+                    break
     fcntl.ioctl(src.fd, IOC_STOP, 0)     # STOP, then drain: everything counted is delivered
+    if hasattr(reader, "set_holdback"):
+        reader.set_holdback(0)           # nothing is in flight after STOP
     idle, last_records = 0, -1
     while idle < 3:                      # bounded: three reads that move nothing end it
         n = batch()

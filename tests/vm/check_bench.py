@@ -18,6 +18,8 @@ def parse(path: str) -> tuple[dict, list[dict]]:
         kv = dict(re.findall(r"(\w+)=(\S+)", line))
         if "config" in kv:
             rows.append(kv)
+            if kv["config"] == "falconet" and "path" in kv:
+                head.setdefault("paths", set()).add(kv["path"])
         else:
             head.update(kv)
     return head, rows
@@ -91,7 +93,8 @@ def markdown(head: dict, res: dict, miss: list[str] | None = None) -> str:
     lines = [f"Kernel {head.get('kernel', '?')}, {head.get('cpus', '?')} vCPUs, qemu TCG, "
              f"clocksource {head.get('clocksource', '?')}, {head.get('reps', '?')} repetitions; "
              f"reader {head.get('reader', '?')} watermark {head.get('watermark', '?')} "
-             f"poll {head.get('poll_ms', '?')} ms decode {head.get('decode', '?')}, "
+             f"poll {head.get('poll_ms', '?')} ms decode {head.get('decode', '?')} "
+             f"wait {head.get('wait', 'reader')} path {','.join(sorted(head.get('paths', ()))) or head.get('path', '?')}, "
              f"falconet ring_bytes {head.get('ring_bytes', 'default')}.",
              "",
              "| workload | baseline ns/syscall | falconet.ko + reader | scap.ko + sysdig -w /dev/null "
@@ -143,6 +146,7 @@ def run(out: str, check) -> None:
     check("all three configurations ran", not errors, "; ".join(e.strip() for e in errors))
     res = summarize(rows)
     miss = missing(head, rows)
+    head = {k: (sorted(v) if isinstance(v, set) else v) for k, v in head.items()}
     json.dump({"head": head, "results": res, "missing": miss, "errors": [e.strip() for e in errors]},
               open(os.path.join(out, "bench.json"), "w"), indent=1)
     md = markdown(head, res, miss)

@@ -11,6 +11,9 @@
 # Reader settings from the kernel command line (FALCONET_VM_APPEND on the host):
 #   fnbench.wm=BYTES (watermark, default 1 MiB)  fnbench.poll=MS (default 100)
 #   fnbench.decode=0 (read and merge only)       fnbench.reps=N (overrides REPS)
+#   fnbench.wait=poll (sleep in the device's poll between batches; default reader: as LiveSource)
+#   fnbench.path=copy (read into a buffer, then decode; default auto: decode in the rings if
+#   the extension has Decoder.decode_ring, the live collector's path)
 #   fnbench.ring=BYTES (falconet.ko ring_bytes; default: the module's 8 MiB, like scap's)
 set -u
 O=/falconet-out
@@ -21,8 +24,10 @@ KR=$(karg reps); REPS=${KR:-${REPS:-5}}
 WM=$(karg wm); WM=${WM:-1048576}
 POLL=$(karg poll); POLL=${POLL:-100}
 DEC=$(karg decode); DEC=${DEC:-1}
+WAIT=$(karg wait); WAIT=${WAIT:-reader}
+RPATH=$(karg path); RPATH=${RPATH:-auto}
 RING=$(karg ring)     # falconet.ko ring_bytes per CPU; empty = the module's default (8 MiB)
-RARGS="--watermark $WM --poll-ms $POLL"
+RARGS="--watermark $WM --poll-ms $POLL --wait $WAIT --path $RPATH"
 [ "$DEC" = 0 ] && RARGS="$RARGS --no-decode"
 WORKLOADS="getpid:200000 openclose:50000 mixed:20000"
 B() { echo "BENCH $*" | tee -a $O/bench.txt; }
@@ -46,14 +51,14 @@ reader() { rm -f $O/bench.bin.ready $O/bench.bin.stats.json
            B "error=reader-did-not-start"; cat $O/reader.log >> $O/bench-errors.txt; return 1; }
 # the reader's summary as key=value pairs
 rstats() { $PY -c "import json; d=json.load(open('$O/bench.bin.stats.json'))
-print('events=%d drops=%d records=%d decoded=%d batches=%d max_batch=%d max_pending=%d full_reads=%d max_gap_ms=%.0f max_proc_ms=%.0f read_s=%.3f decode_s=%.3f loop_cpu_s=%.2f reader_cpu_s=%.2f' % (
+print('events=%d drops=%d records=%d decoded=%d batches=%d max_batch=%d max_pending=%d full_reads=%d max_gap_ms=%.0f max_proc_ms=%.0f read_s=%.3f decode_s=%.3f loop_cpu_s=%.2f reader_cpu_s=%.2f path=%s wait=%s' % (
  d['kernel_events'], d['kernel_drops_full'], d['records'], d['decoded'], d['batches'], d['max_batch'],
  d['max_pending'], d['full_reads'], d['max_gap_ms'], d['max_proc_ms'], d['read_s'], d['decode_s'],
- d['loop_cpu_s'], d['cpu_user_s'] + d['cpu_sys_s']))" 2>/dev/null || echo "events=? drops=?"; }
+ d['loop_cpu_s'], d['cpu_user_s'] + d['cpu_sys_s'], d['path'], d['wait']))" 2>/dev/null || echo "events=? drops=?"; }
 cd /
 : > $O/bench.txt
 SCAP=$(ls /lib/modules/$K/updates/dkms/scap.ko* 2>/dev/null | head -1)
-B "kernel=$(uname -r) cpus=$(nproc) clocksource=$(cat /sys/devices/system/clocksource/clocksource0/current_clocksource) reps=$REPS workloads=$WORKLOADS scap=${SCAP:-none} reader=bench_reader.py watermark=$WM poll_ms=$POLL decode=$DEC ring_bytes=${RING:-default}"
+B "kernel=$(uname -r) cpus=$(nproc) clocksource=$(cat /sys/devices/system/clocksource/clocksource0/current_clocksource) reps=$REPS workloads=$WORKLOADS scap=${SCAP:-none} reader=bench_reader.py watermark=$WM poll_ms=$POLL decode=$DEC wait=$WAIT path=$RPATH ring_bytes=${RING:-default}"
 [ -n "$SCAP" ] && command -v sysdig > /dev/null || B "error=no-scap (install falcosecurity-scap-dkms sysdig)"
 
 for rep in $(seq 1 $REPS); do
