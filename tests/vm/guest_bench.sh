@@ -11,7 +11,9 @@
 # Reader settings from the kernel command line (FALCONET_VM_APPEND on the host):
 #   fnbench.wm=BYTES (watermark, default 1 MiB)  fnbench.poll=MS (default 100)
 #   fnbench.decode=0 (read and merge only)       fnbench.reps=N (overrides REPS)
-#   fnbench.wait=poll (sleep in the device's poll between batches; default reader: as LiveSource)
+#   fnbench.wait=reader (fnet_reader_wait as LiveSource calls it: returns at once while any ring
+#   holds data, so the reader spins with small batches; default poll: sleep in the device's
+#   poll, woken at the watermark or the module's 50 ms flush age, large batches)
 #   fnbench.path=copy (read into a buffer, then decode; default auto: decode in the rings if
 #   the extension has Decoder.decode_ring, the live collector's path)
 #   fnbench.ring=BYTES (falconet.ko ring_bytes; default: the module's 8 MiB, like scap's)
@@ -24,7 +26,7 @@ KR=$(karg reps); REPS=${KR:-${REPS:-5}}
 WM=$(karg wm); WM=${WM:-1048576}
 POLL=$(karg poll); POLL=${POLL:-100}
 DEC=$(karg decode); DEC=${DEC:-1}
-WAIT=$(karg wait); WAIT=${WAIT:-reader}
+WAIT=$(karg wait); WAIT=${WAIT:-poll}
 RPATH=$(karg path); RPATH=${RPATH:-auto}
 RING=$(karg ring)     # falconet.ko ring_bytes per CPU; empty = the module's default (8 MiB)
 RARGS="--watermark $WM --poll-ms $POLL --wait $WAIT --path $RPATH"
