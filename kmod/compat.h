@@ -45,7 +45,7 @@
 #endif
 
 /* 4.11 (Ingo Molnar's <linux/sched.h> split, e.g. commit 68db0cf10678 for task_stack.h,
- * 3f07c0144132 for signal.h, 299300258d1b for task.h, 6e84f31522f9 for mm.h): task_pt_regs,
+ * 3f07c0144132 for signal.h, 299300258d1b for task.h, and mm.h alike): task_pt_regs,
  * signal_struct, get/put_task_struct and the mm helpers moved to <linux/sched/...>.  Before,
  * <linux/sched.h> (above) declared all of it.  Files that include these headers by name
  * (fill_proc.c) find empty stand-ins in compat-include/ on those kernels (see Kbuild). */
@@ -58,7 +58,8 @@
 
 /* 3.19 (commit 230fa253df63): READ_ONCE(); WRITE_ONCE() came with it as ASSIGN_ONCE and got
  * its name in 43239cbe79fc.  Before: ACCESS_ONCE(), enough for the scalars and pointers the
- * module reads this way.  A feature test: RHEL 7 backported both into 3.10. */
+ * module reads this way.  A feature test, so a 3.10 that has them backported (RHEL 7
+ * updates may) keeps its own. */
 #ifndef READ_ONCE
 #define READ_ONCE(x) ACCESS_ONCE(x)
 #endif
@@ -69,7 +70,7 @@
 /* 3.14 (commit 47933ad41a86 "arch: Introduce smp_load_acquire(), smp_store_release()").
  * Before: a full barrier after the load / before the store gives at least the same order
  * (the ring positions are u64, single-copy atomic on the 64-bit kernels we support).
- * A feature test (they are macros): RHEL 7 has them in 3.10. */
+ * A feature test (they are macros), so a backport, if the kernel has one, is used. */
 #ifndef smp_load_acquire
 #define smp_load_acquire(p) ({ typeof(*(p)) ___fnet_v = ACCESS_ONCE(*(p)); smp_mb(); ___fnet_v; })
 #endif
@@ -96,11 +97,11 @@ static inline void fnet_syscall_args(struct pt_regs *regs, unsigned long *args)
 }
 
 /* 5.3 (commit 9285ec4c8b61): ktime_get_boot_ns() renamed ktime_get_boottime_ns(); 3.17
- * introduced the former.  3.10: ktime_get_boottime() (a seqcount read of the timekeeper,
- * never a lock, so fine in a tracepoint), converted. */
+ * introduced the former.  RHEL 8.2 (4.18) backported the rename.  3.10: ktime_get_boottime()
+ * (a seqcount read of the timekeeper, never a lock, so fine in a tracepoint), converted. */
 static inline u64 fnet_boot_ns(void)
 {
-#if LINUX_VERSION_CODE >= KERNEL_VERSION(5, 3, 0)
+#if LINUX_VERSION_CODE >= KERNEL_VERSION(5, 3, 0) || FNET_RHEL_GE(8, 2)
 	return ktime_get_boottime_ns();
 #elif LINUX_VERSION_CODE >= KERNEL_VERSION(3, 17, 0)
 	return ktime_get_boot_ns();

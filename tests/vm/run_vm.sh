@@ -3,12 +3,14 @@
 # (TCG), run a guest script with the host's root shared read-only over 9p, and check the
 # results from the host.
 #
-#   tests/vm/run_vm.sh [test|bench|demo]     (or: make -C tests/vm vm-test | vm-bench | vm-demo)
+#   tests/vm/run_vm.sh [test|bench|demo|tpstorm]   (or: make -C tests/vm vm-test | vm-bench | vm-demo)
 #
 #   test   load the module, run the scripted workload with a live reader, unload/reload
 #          cycles under load; tests/vm/check.py verifies every action and the kernel log.
 #   bench  syscall loops with no module, falconet.ko + reader, scap.ko + sysdig -w /dev/null.
 #   demo   record tests/data/demo.fcap from a realistic session (event-generator behaviours).
+#   tpstorm  diagnostic without the module: toggle raw_syscalls:sys_exit through tracefs under
+#          syscall storms (guest_tpstorm.sh); passes when the kernel log stays clean.
 #
 # Environment: FALCONET_VM_WORK (scratch dir, default /tmp/falconet-vm), FALCONET_VM_TIMEOUT
 # (seconds for qemu, default 420), FALCONET_VM_NOINSTALL=1 (skip apt-get),
@@ -177,6 +179,13 @@ log "qemu exited $QRC after $(($(date +%s) - T1)) s"
 grep -q "script exited" "$WORK/out/serial.txt" || grep -qs "done" "$WORK/out/guest.log" || { tail -40 "$WORK/out/serial.txt" >&2; log "guest did not finish its script"; exit 1; }
 
 # --- 7. check from the host ------------------------------------------------------------------------
+if [ "$MODE" = tpstorm ]; then
+  rounds=$(grep -c "^round" "$WORK/out/tp.log" 2>/dev/null || true)
+  if grep -qE "Oops|BUG[: ]|WARNING:|Kernel panic" "$WORK/out/serial.txt" "$WORK/out/dmesg.txt" 2>/dev/null; then
+    log "tpstorm: kernel oops/warning after $rounds rounds (see $WORK/out/serial.txt)"; exit 1
+  fi
+  log "tpstorm: $rounds rounds, clean kernel log, total $(($(date +%s) - T0)) s"; exit 0
+fi
 set +e
 python3 "$HERE/check.py" "$MODE" "$WORK/out" "$REPO"
 RC=$?
