@@ -138,6 +138,26 @@ def markdown(head: dict, res: dict, miss: list[str] | None = None) -> str:
                      f"| {' '.join(str(int(x)) for x in s.get('drops_all', []))} |")
     if miss:
         lines += ["", "Missing runs: " + "; ".join(miss) + "."]
+    alts = sorted({cfg for c in res.values() for cfg in c if cfg.startswith("falconet_wait_")})
+    for alt in alts:
+        lines += ["", f"Same boot, falconet with the reader's other wait ({alt}), interleaved with the "
+                  "first:", "", "| workload | falconet ns/syscall | added | ratio to scap | ratio of minima "
+                  "| drops median/max | reader CPU s |", "|---|---|---|---|---|---|---|"]
+        for mode in ("getpid", "openclose", "mixed"):
+            c = res.get(mode)
+            if not c or alt not in c:
+                continue
+            a, b, s = c[alt], c.get("baseline", {}), c.get("scap", {})
+            fm = (None if None in (a.get("ns_min"), b.get("ns_min"), s.get("ns_min"))
+                  or s["ns_min"] == b["ns_min"]
+                  else (a["ns_min"] - b["ns_min"]) / (s["ns_min"] - b["ns_min"]))
+            r = a["added_ns"] / s["added_ns"] if a.get("added_ns") is not None and s.get("added_ns") else None
+
+            def g(x, d=0):
+                return "n/a" if x is None else f"{x:,.{d}f}"
+            lines.append(f"| {mode} | {g(a.get('ns_median'))} | {g(a.get('added_ns'))} | {g(r, 2)} | {g(fm, 2)} "
+                         f"| {g(a.get('drops_median'))}/{g(a.get('drops_max'))} "
+                         f"| {g(a.get('loop_cpu_s_median'), 2)} |")
     return "\n".join(lines) + "\n"
 
 

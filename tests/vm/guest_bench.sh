@@ -16,6 +16,7 @@
 #   poll, woken at the watermark or the module's 50 ms flush age, large batches)
 #   fnbench.path=copy (read into a buffer, then decode; default auto: decode in the rings if
 #   the extension has Decoder.decode_ring, the live collector's path)
+#   fnbench.ab=reader|poll (also run falconet with that wait, as config falconet_wait_<w>)
 #   fnbench.ring=BYTES (falconet.ko ring_bytes; default: the module's 8 MiB, like scap's)
 set -u
 O=/falconet-out
@@ -28,6 +29,7 @@ POLL=$(karg poll); POLL=${POLL:-100}
 DEC=$(karg decode); DEC=${DEC:-1}
 WAIT=$(karg wait); WAIT=${WAIT:-poll}
 RPATH=$(karg path); RPATH=${RPATH:-auto}
+AB=$(karg ab)         # a second falconet configuration: --wait $AB
 RING=$(karg ring)     # falconet.ko ring_bytes per CPU; empty = the module's default (8 MiB)
 RARGS="--watermark $WM --poll-ms $POLL --wait $WAIT --path $RPATH"
 [ "$DEC" = 0 ] && RARGS="$RARGS --no-decode"
@@ -60,7 +62,7 @@ print('events=%d drops=%d records=%d decoded=%d batches=%d max_batch=%d max_pend
 cd /
 : > $O/bench.txt
 SCAP=$(ls /lib/modules/$K/updates/dkms/scap.ko* 2>/dev/null | head -1)
-B "kernel=$(uname -r) cpus=$(nproc) clocksource=$(cat /sys/devices/system/clocksource/clocksource0/current_clocksource) reps=$REPS workloads=$WORKLOADS scap=${SCAP:-none} reader=bench_reader.py watermark=$WM poll_ms=$POLL decode=$DEC wait=$WAIT path=$RPATH ring_bytes=${RING:-default}"
+B "kernel=$(uname -r) cpus=$(nproc) clocksource=$(cat /sys/devices/system/clocksource/clocksource0/current_clocksource) reps=$REPS workloads=$WORKLOADS scap=${SCAP:-none} reader=bench_reader.py watermark=$WM poll_ms=$POLL decode=$DEC wait=$WAIT path=$RPATH ab=${AB:-none} ring_bytes=${RING:-default}"
 [ -n "$SCAP" ] && command -v sysdig > /dev/null || B "error=no-scap (install falcosecurity-scap-dkms sysdig)"
 
 for rep in $(seq 1 $REPS); do
@@ -72,13 +74,20 @@ for rep in $(seq 1 $REPS); do
   done
 
   insmod $O/falconet.ko ${RING:+ring_bytes=$RING} || B "error=falconet-insmod"
+  # falconet + reader; with fnbench.ab=<wait> also with --wait <wait> (config
+  # falconet_wait_<wait>), the two in alternating order from one repetition to the next
+  fruns="falconet:"
+  [ -n "$AB" ] && { [ $((rep % 2)) = 1 ] && fruns="falconet: falconet_wait_$AB:--wait=$AB" || fruns="falconet_wait_$AB:--wait=$AB falconet:"; }
   for w in $WORKLOADS; do
     m=${w%%:*}; n=${w##*:}
-    reader || { stop $R TERM reader; continue; }
-    ns=$(storm $m $n)
-    [ -n "$ns" ] || B "error=storm-$m-failed config=falconet rep=$rep"
-    stop $R TERM reader
-    B "config=falconet mode=$m rep=$rep ns_per_syscall=${ns:-?} $(rstats)"
+    for fr in $fruns; do
+      cfg=${fr%%:*}; extra=${fr#*:}
+      reader $extra || { stop $R TERM reader; continue; }
+      ns=$(storm $m $n)
+      [ -n "$ns" ] || B "error=storm-$m-failed config=$cfg rep=$rep"
+      stop $R TERM reader
+      B "config=$cfg mode=$m rep=$rep ns_per_syscall=${ns:-?} $(rstats)"
+    done
   done
   # the probe runs but getpid is not in the interest set: the cost of the bit test path
   if reader --interest openat,close; then
