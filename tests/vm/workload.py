@@ -40,6 +40,15 @@ def exec_in_cgroup(cgdir: str, argv: list) -> subprocess.Popen:
     return p
 
 
+def cpuset_v1_built() -> bool:
+    """Whether this kernel has the cgroup v1 cpuset interface (from its build config)."""
+    try:
+        config = open(f"/boot/config-{os.uname().release}").read()
+    except OSError:
+        return True     # unknown: try, and report a failure
+    return "# CONFIG_CPUSETS_V1 is not set" not in config
+
+
 def container_execs() -> None:
     """One exec in a docker-like cgroup of cgroup v2 and one in a kubepods-like cgroup of a
     cgroup v1 cpuset hierarchy: the module must record each cgroup path in EXECVE's `cgroup`
@@ -60,7 +69,10 @@ def container_execs() -> None:
 
     # cgroup v1, cpuset hierarchy: /kubepods/besteffort/pod<uid>/<64 hex> (cgroupfs driver).
     # cpuset is on the v2 hierarchy until mounted here (nothing enabled it in v2's
-    # subtree_control), so the mount moves it to a v1 hierarchy of its own.
+    # subtree_control), so the mount moves it to a v1 hierarchy of its own.  Since 6.12 the
+    # v1 cpuset interface is optional (CONFIG_CPUSETS_V1, off in Debian's 6.12): skipped there.
+    if not cpuset_v1_built():
+        return
     cid = secrets.token_hex(32)
     pod = "pod" + secrets.token_hex(4) + "-" + secrets.token_hex(2) + "-" + secrets.token_hex(2)
     rel = f"/kubepods/besteffort/{pod}/{cid}"
@@ -234,7 +246,8 @@ def main(out: str, storm: str) -> None:
     with open(out, "w") as f:
         json.dump({"pid": ME, "expect": EXPECT, "storm_n": n, "compat_n": 1000, "compat_pid": compat_pid,
                    "host_exec_pid": sh.pid, "containers": CONTAINERS,
-                   "containers_error": containers_error}, f, indent=1)
+                   "containers_error": containers_error, "cpuset_v1": cpuset_v1_built()},
+                  f, indent=1)
 
 if __name__ == "__main__":
     main(sys.argv[1], sys.argv[2])
