@@ -67,8 +67,8 @@ def summarize(rows: list[dict]) -> dict:
             s["added_ns"] = (s["ns_median"] - base) if base is not None and s["ns_median"] else None
         f, s = cfgs.get("falconet", {}).get("added_ns"), cfgs.get("scap", {}).get("added_ns")
         cfgs["ratio_falconet_over_scap"] = (f / s) if f is not None and s else None
-        # the same from the fastest run of each configuration: host contention only ever adds
-        # time, so on a loaded host the minima are the steadier estimate
+        # the same from the fastest run of each configuration (contention only adds time, but
+        # one lucky run moves a minimum: on a loaded host neither estimate is steady)
         bm = cfgs.get("baseline", {}).get("ns_min")
         fm, sm = cfgs.get("falconet", {}).get("ns_min"), cfgs.get("scap", {}).get("ns_min")
         cfgs["ratio_of_minima"] = ((fm - bm) / (sm - bm)) if None not in (bm, fm, sm) and sm != bm else None
