@@ -18,7 +18,9 @@ drains what is left, and writes PREFIX.stats.json: the module's counters (kernel
 kernel_drops_full, ...), what was read and decoded, the reader's reads/waits, the largest
 backlog seen in any ring just before a read (max_pending, bytes: a drop needs the ring full),
 the longest time from the end of one batch to the next read (max_gap_ms: waiting plus being
-scheduled), the longest read+decode of one batch (max_proc_ms), the time spent in read and in
+scheduled), with --wait poll the longest poll() that ended readable (max_wake_ms) and the
+poll() calls that timed out although a ring held a watermark's worth (late_wakeups: a wakeup
+the module should have sent, or a reader vCPU that did not run), the longest read+decode of one batch (max_proc_ms), the time spent in read and in
 decode, and the reader's CPU time (total, and from START to the end of the drain).
 """
 import argparse
@@ -81,7 +83,8 @@ def main() -> int:
     rings = src.rings                # the source's own mappings: peek at the positions only
     st = {"records": 0, "bytes": 0, "decoded": 0, "batches": 0, "max_batch": 0,
           "max_pending": 0, "max_gap_ms": 0.0, "read_s": 0.0, "decode_s": 0.0,
-          "max_proc_ms": 0.0, "full_reads": 0, "ring_bytes": size, "watermark": wm,
+          "max_proc_ms": 0.0, "full_reads": 0, "max_wake_ms": 0.0, "late_wakeups": 0,
+          "max_late_pending": 0, "ring_bytes": size, "watermark": wm,
           "poll_ms": a.poll_ms, "buf": a.buf, "decode": dec is not None, "wait": a.wait,
           "path": path}
     with open(a.out + ".ready", "w") as f:
@@ -138,7 +141,15 @@ def main() -> int:
         p.register(reader.fileno(), select.POLLIN)
         gone = False
         while not stop and not gone:
+            t = time.monotonic()
             ev = p.poll(a.poll_ms)
+            waited = (time.monotonic() - t) * 1e3
+            pend = max((r.producer_pos() - r.consumer_pos() for r in rings), default=0)
+            if ev:
+                st["max_wake_ms"] = max(st["max_wake_ms"], waited)
+            elif pend >= wm:             # slept the whole timeout over a ring at the watermark
+                st["late_wakeups"] += 1
+                st["max_late_pending"] = max(st["max_late_pending"], pend)
             if any(e & (select.POLLHUP | select.POLLERR | select.POLLNVAL) for _, e in ev):
                 break
             while not stop:                  # behind: keep reading until a read is small

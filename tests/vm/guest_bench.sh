@@ -55,10 +55,10 @@ reader() { rm -f $O/bench.bin.ready $O/bench.bin.stats.json
            B "error=reader-did-not-start"; cat $O/reader.log >> $O/bench-errors.txt; return 1; }
 # the reader's summary as key=value pairs
 rstats() { $PY -c "import json; d=json.load(open('$O/bench.bin.stats.json'))
-print('events=%d drops=%d records=%d decoded=%d batches=%d max_batch=%d max_pending=%d full_reads=%d max_gap_ms=%.0f max_proc_ms=%.0f read_s=%.3f decode_s=%.3f loop_cpu_s=%.2f reader_cpu_s=%.2f path=%s wait=%s' % (
+print('events=%d drops=%d records=%d decoded=%d batches=%d max_batch=%d max_pending=%d full_reads=%d max_gap_ms=%.0f max_proc_ms=%.0f read_s=%.3f decode_s=%.3f loop_cpu_s=%.2f reader_cpu_s=%.2f path=%s wait=%s max_wake_ms=%.0f late_wakeups=%d max_late_pending=%d' % (
  d['kernel_events'], d['kernel_drops_full'], d['records'], d['decoded'], d['batches'], d['max_batch'],
  d['max_pending'], d['full_reads'], d['max_gap_ms'], d['max_proc_ms'], d['read_s'], d['decode_s'],
- d['loop_cpu_s'], d['cpu_user_s'] + d['cpu_sys_s'], d['path'], d['wait']))" 2>/dev/null || echo "events=? drops=?"; }
+ d['loop_cpu_s'], d['cpu_user_s'] + d['cpu_sys_s'], d['path'], d['wait'], d.get('max_wake_ms', 0), d.get('late_wakeups', 0), d.get('max_late_pending', 0)))" 2>/dev/null || echo "events=? drops=?"; }
 cd /
 : > $O/bench.txt
 SCAP=$(ls /lib/modules/$K/updates/dkms/scap.ko* 2>/dev/null | head -1)
