@@ -9,11 +9,14 @@ producer).  The process is pinned to one core.  Each step the producer refills t
 (untimed), then the consumer is timed: poll/wait -> fnet_reader_read (merge by timestamp,
 release per CPU) -> decode -> StateEngine.enrich.  Time is the consumer thread's CPU time
 (time.thread_time: the shared hosts run other work, so wall clock mostly measures the
-neighbours; wall-clock rates are printed too).  Stages reported (events/s, median of --reps
+neighbours; wall-clock rates are printed too).  Each step the consumer drains what the
+producer wrote, in batches of at most BENCH_READ_CAP bytes (8 MiB) of records.  Stages reported (events/s, median of --reps
 full passes):
 
-  read                  ring reader only (merge into one ordered buffer)
-  read+decode           + ext/decode.c into columns
+  read                  ring reader only (merge into one ordered buffer: the capture path)
+  read+decode (copy)    + ext/decode.c on that buffer
+  read+decode (fused)   fnet_reader_decode: merged and decoded where the records lie, no
+                        copy (the live collector's path; every stage below uses it)
   e2e-rules (eager)     + enrich, every column Falco's stable rules need materialised
   e2e-all (eager)       + enrich, every default state column materialised
   e2e-rules (lazy)      + enrich, columns left lazy (what the state stage itself costs)
@@ -100,6 +103,7 @@ def one_pass(streams, starts, nr_cpus, snapshot, stage, columns, rules=None):
     dec = native.Decoder(strings)
     eng = StateEngine(strings, snapshot, lazy="lazy" in stage or "engine" in stage) \
         if stage.startswith("e2e") else None
+    fused = stage != "read" and stage != "read+decode (copy)"
     idx = [0] * nr_cpus
     views = [memoryview(s) for s in streams]
     timed = wall = 0.0
@@ -117,6 +121,17 @@ def one_pass(streams, starts, nr_cpus, snapshot, stage, columns, rules=None):
         t0, w0 = time.thread_time(), time.perf_counter()
         got = 0
         while reader.wait(0) == 1:
+            if fused:
+                b, _, info = dec.decode_ring(reader, num, READ_CAP)
+                if b is None or not info["records"]:
+                    break
+                got += info["records"]
+                num += b.n
+                if eng is not None:
+                    e = eng.enrich(b, columns)
+                    if rules is not None:
+                        rules.process(e)
+                continue
             buf, info = reader.read()
             if buf is None or not info["records"]:
                 break
@@ -124,10 +139,6 @@ def one_pass(streams, starts, nr_cpus, snapshot, stage, columns, rules=None):
             if stage != "read":
                 b, _ = dec.decode(buf, num)
                 num += b.n
-                if eng is not None:
-                    e = eng.enrich(b, columns)
-                    if rules is not None:
-                        rules.process(e)
         timed += time.thread_time() - t0
         wall += time.perf_counter() - w0
         events += got
@@ -180,7 +191,8 @@ def main() -> int:
           f"python {platform.python_version()}, {platform.machine()}, 1 core")
     print(f"# rule columns ({len(state_cols)}): {' '.join(state_cols)}")
     results, walls = {}, {}
-    stages = [("read", None), ("read+decode", None), ("e2e-rules (eager)", rcols),
+    stages = [("read", None), ("read+decode (copy)", None), ("read+decode (fused)", None),
+              ("e2e-rules (eager)", rcols),
               ("e2e-all (eager)", None), ("e2e-rules (lazy)", rcols)]
     if cols is not None:
         stages.append(("e2e + rule engine", rcols))

@@ -3,7 +3,8 @@
  * decode.c - ABI records -> column buffers in one pass (see decode.h for the contract).
  *
  * The loop reads each fixed header once (a 96-byte memcpy the compiler turns into vector
- * moves, so unaligned buffers are fine), checks the framing, scatters the fixed fields into
+ * moves, so unaligned buffers are fine) and checks the framing; decode_int.h's
+ * fnet_dec_one() (shared with the ring reader's fused path) scatters the fixed fields into
  * the columns and interns the variable parts in slot order.  The per-type "which v-slots are
  * named" table is generated from FNET_EVENT_TABLE, so it cannot drift from the header.
  */
@@ -11,6 +12,7 @@
 
 #include "falconet_abi.h"
 #include "decode.h"
+#include "decode_int.h"
 #include "intern.h"
 
 /* sizeof("") == 1: a slot is named when its string literal is not empty. */
@@ -19,13 +21,13 @@
 	[num] = 0x80u | SLOT_(v0, 0) | SLOT_(v1, 1) | SLOT_(v2, 2) | SLOT_(v3, 3) | \
 		SLOT_(v4, 4) | SLOT_(v5, 5),
 
-static const uint8_t ev_info[FNET_NUM_EVENT_TYPES] = {
+const uint8_t fnet_ev_info[FNET_NUM_EVENT_TYPES] = {
 	FNET_EVENT_TABLE(EV_INFO_)
 };
 
 uint8_t fnet_event_info(uint32_t type)
 {
-	return type < FNET_NUM_EVENT_TYPES ? ev_info[type] : 0;
+	return type < FNET_NUM_EVENT_TYPES ? fnet_ev_info[type] : 0;
 }
 
 uint64_t fnet_decode_layout_hash(void)
@@ -55,107 +57,30 @@ uint32_t fnet_decode(const uint8_t *buf, size_t size, uint64_t first_num,
 		     struct fnet_strtab *strings, const struct fnet_columns *c,
 		     struct fnet_decode_stats *st)
 {
-	/* Local copies of the column pointers: stores through them may not alias `c`, so the
-	 * compiler need not reload 20 pointers after every store. */
-	uint64_t *restrict num = c->num, *restrict ts = c->ts;
-	uint16_t *restrict cpu = c->cpu, *restrict type = c->type, *restrict flags = c->flags;
-	int64_t *restrict tid = c->tid, *restrict pid = c->pid, *restrict ret = c->ret;
-	int64_t *restrict a0 = c->a[0], *restrict a1 = c->a[1], *restrict a2 = c->a[2],
-		*restrict a3 = c->a[3], *restrict a4 = c->a[4], *restrict a5 = c->a[5];
-	uint32_t *restrict v0 = c->v[0], *restrict v1 = c->v[1], *restrict v2 = c->v[2],
-		 *restrict v3 = c->v[3], *restrict v4 = c->v[4], *restrict v5 = c->v[5];
-	uint32_t *const vcol[FNET_NUM_VARS] = { v0, v1, v2, v3, v4, v5 };
-	const uint32_t cap = c->cap;
+	struct fnet_dec_run d;
 	struct fnet_event_hdr h;
-	struct {
-		const uint8_t *p;
-		uint32_t len, id;
-	} last[FNET_NUM_VARS] = { { 0 } }; /* within this buffer only: p points into it */
-	uint64_t bytes = 0, unknown = 0, unknown_bytes = 0;
 	size_t off = 0;
-	uint32_t n = 0;
 
 	memset(st, 0, sizeof(*st));
 	st->bad_offset = -1;
+	fnet_dec_start(&d, c, strings, first_num);
 	fnet_strtab_lock(strings); /* once per buffer, not per string (intern.h) */
 	while (off < size) {
 		const uint8_t *p = buf + off;
 		size_t left = size - off;
-		uint32_t vsum;
+		int rc;
 
 		if (left < FNET_HDR_SIZE)
 			goto bad;
 		memcpy(&h, p, sizeof(h));
-		vsum = (uint32_t)h.vlen[0] + h.vlen[1] + h.vlen[2] + h.vlen[3] + h.vlen[4] +
-		       h.vlen[5];
-		if (h.len < FNET_HDR_SIZE || (h.len & 7) || h.len > left ||
-		    FNET_HDR_SIZE + vsum > h.len)
+		if (h.len < FNET_HDR_SIZE || (h.len & 7) || h.len > left)
 			goto bad;
-
-		uint32_t info = h.type < FNET_NUM_EVENT_TYPES ? ev_info[h.type] : 0;
-
-		if (!info) {
-			unknown++;
-			unknown_bytes += h.len;
-			off += h.len;
-			continue;
-		}
-		if (n == cap)
+		rc = fnet_dec_one(&d, p, &h);
+		if (rc == FNET_DEC_BAD)
+			goto bad;
+		if (rc == FNET_DEC_FULL)
 			break;
-		num[n] = first_num + n;
-		ts[n] = h.ts;
-		cpu[n] = h.cpu;
-		tid[n] = h.tid;
-		pid[n] = h.pid;
-		type[n] = h.type;
-		flags[n] = h.flags;
-		ret[n] = h.ret;
-		a0[n] = (int64_t)h.arg[0];
-		a1[n] = (int64_t)h.arg[1];
-		a2[n] = (int64_t)h.arg[2];
-		a3[n] = (int64_t)h.arg[3];
-		a4[n] = (int64_t)h.arg[4];
-		a5[n] = (int64_t)h.arg[5];
-
-		/* Defaults first (named slot: empty = 1, unused: absent = 0), then the parts. */
-		v0[n] = info & 1u;
-		v1[n] = (info >> 1) & 1u;
-		v2[n] = (info >> 2) & 1u;
-		v3[n] = (info >> 3) & 1u;
-		v4[n] = (info >> 4) & 1u;
-		v5[n] = (info >> 5) & 1u;
-		if (vsum) {
-			const uint8_t *vp = p + FNET_HDR_SIZE;
-			const uint8_t *prev_p = NULL;
-			uint32_t prev_l = 0, prev_id = 0;
-
-			for (int i = 0; i < FNET_NUM_VARS; i++) {
-				uint32_t l = h.vlen[i], id;
-
-				if (!l)
-					continue;
-				/* Two cheap shortcuts before the table: the record's previous part
-				 * (openat's name == fullpath for absolute paths) and this slot's
-				 * value in the previous record (a process repeating itself). */
-				if (l == prev_l && fnet_bytes_eq(vp, prev_p, l))
-					id = prev_id;
-				else if (l == last[i].len && fnet_bytes_eq(vp, last[i].p, l))
-					id = last[i].id;
-				else
-					id = fnet_strtab_intern_locked(strings, vp, l);
-				last[i].p = vp;
-				last[i].len = l;
-				last[i].id = id;
-				prev_p = vp;
-				prev_l = l;
-				prev_id = id;
-				vcol[i][n] = id;
-				vp += l;
-			}
-		}
-		n++;
 		off += h.len;
-		bytes += h.len;
 	}
 	st->consumed = off;
 	goto out;
@@ -168,9 +93,9 @@ bad:
 	st->consumed = size;
 out:
 	fnet_strtab_unlock(strings);
-	st->records = n;
-	st->bytes = bytes;
-	st->unknown_type = unknown;
-	st->unknown_type_bytes = unknown_bytes;
-	return n;
+	st->records = d.n;
+	st->bytes = d.bytes;
+	st->unknown_type = d.unknown;
+	st->unknown_type_bytes = d.unknown_bytes;
+	return d.n;
 }

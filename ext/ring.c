@@ -18,39 +18,8 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
-#include "falconet_abi.h"
-#include "ring.h"
 #include "ring_int.h"
 
-
-struct ring {
-	struct fnet_ring_producer *prod;
-	struct fnet_ring_consumer *cons;
-	uint8_t *data;		/* 2 * size bytes: the data pages twice */
-	uint64_t size;
-	uint64_t pos;		/* our consumer position (== cons->consumer_pos) */
-	uint64_t drops_seen;
-	/* this call's walk */
-	uint32_t n, at, cap;
-	uint32_t *off;		/* record offsets (pos & mask) */
-	uint64_t *ts;
-	uint64_t end;		/* position after the last walked record */
-	uint64_t block_ts;	/* ts of the first record not walked for lack of budget */
-	int blocked;
-};
-
-struct fnet_ring_reader {
-	int fd;			/* device fd, or -1 */
-	int wake_fd;		/* fd to poll */
-	int own_wake;
-	int gone;
-	uint32_t nr_cpus;
-	size_t page;
-	struct ring *rings;
-	struct fnet_info info;
-	struct fnet_reader_stats st;
-	uint32_t *heap;
-};
 
 /* ---- mapping --------------------------------------------------------------------------------- */
 
@@ -172,8 +141,11 @@ struct fnet_ring_reader *fnet_reader_open_fd(int devfd, int *err)
 			*err = -errno;
 			goto fail;
 		}
-		g->pos = LOAD_ACQ(&g->cons->consumer_pos);
+		g->pos = g->end = LOAD_ACQ(&g->cons->consumer_pos);
 	}
+	/* the module stamps a record before filling it: an idle CPU may still commit one
+	 * older than what busy CPUs published (see ring.h, "Idle CPUs") */
+	r->holdback_ns = FNET_READER_HOLDBACK_NS;
 	return r;
 fail:
 	fnet_reader_close(r);
@@ -212,7 +184,7 @@ struct fnet_ring_reader *fnet_reader_open_memfd(int memfd, int wake_fd, uint32_t
 			*err = -errno ? -errno : -ENOMEM;
 			goto fail;
 		}
-		g->pos = LOAD_ACQ(&g->cons->consumer_pos);
+		g->pos = g->end = LOAD_ACQ(&g->cons->consumer_pos);
 	}
 	return r;
 fail:
@@ -238,240 +210,92 @@ void fnet_reader_info(struct fnet_ring_reader *r, struct fnet_info *out)
 
 /* ---- waiting ---------------------------------------------------------------------------------- */
 
-static int any_data(struct fnet_ring_reader *r)
+/* 1 when a read would move something: a ring has records not walked yet, or the records
+ * the last read held back are due (always, without a holdback: the CPU that bounded them
+ * may have gone idle).  Otherwise 0, with *hold_ms the wait until held records are due. */
+static int ready(struct fnet_ring_reader *r, int *hold_ms)
 {
-	for (uint32_t c = 0; c < r->nr_cpus; c++)
-		if (LOAD_ACQ(&r->rings[c].prod->producer_pos) != r->rings[c].pos)
+	int held = 0;
+
+	*hold_ms = -1;
+	for (uint32_t c = 0; c < r->nr_cpus; c++) {
+		const struct ring *g = &r->rings[c];
+		uint64_t prod = LOAD_ACQ(&g->prod->producer_pos);
+
+		if (prod == g->pos)
+			continue;
+		if (!r->holding || prod != g->end)
 			return 1;
+		held = 1;
+	}
+	if (!held)
+		return 0;
+	if (!r->holdback_ns || r->gone)
+		return 1;
+	uint64_t now = boot_ns();
+
+	if (now >= r->hold_until)
+		return 1;
+	*hold_ms = (int)((r->hold_until - now + 999999) / 1000000);
 	return 0;
+}
+
+static int64_t mono_ms(void)
+{
+	struct timespec t;
+
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (int64_t)t.tv_sec * 1000 + t.tv_nsec / 1000000;
 }
 
 int fnet_reader_wait(struct fnet_ring_reader *r, int timeout_ms)
 {
-	struct pollfd pfd;
-	int n;
+	int64_t deadline = timeout_ms >= 0 ? mono_ms() + timeout_ms : -1;
 
-	if (any_data(r))
-		return 1;
-	if (r->gone)
-		return FNET_RING_GONE;
-	if (r->wake_fd < 0)
-		return 0;
-	pfd.fd = r->wake_fd;
-	pfd.events = POLLIN;
-	pfd.revents = 0;
-	r->st.waits++;
-	n = poll(&pfd, 1, timeout_ms);
-	if (n < 0)
-		return errno == EINTR ? 0 : -errno;
-	if (n == 0)
-		return any_data(r);
-	if (pfd.revents & POLLIN) {
-		if (r->fd < 0) {	/* the memfd producer's pipe: drain the wake bytes */
-			char buf[256];
+	for (;;) {
+		struct pollfd pfd;
+		int n, hold_ms, t;
+
+		if (ready(r, &hold_ms))
+			return 1;
+		if (r->gone)
+			return any_data(r) ? 1 : FNET_RING_GONE;
+		if (r->wake_fd < 0)
+			return 0;
+		t = -1;
+		if (deadline >= 0) {
+			int64_t left = deadline - mono_ms();
+
+			t = left > 0 ? (int)left : 0;
+		}
+		if (hold_ms >= 0 && (t < 0 || hold_ms < t))
+			t = hold_ms;	/* wake when the held-back records are due */
+		pfd.fd = r->wake_fd;
+		pfd.events = POLLIN;
+		pfd.revents = 0;
+		r->st.waits++;
+		n = poll(&pfd, 1, t);
+		if (n < 0)
+			return errno == EINTR ? 0 : -errno;
+		if (n > 0 && (pfd.revents & POLLIN) && r->fd < 0) {
+			char buf[256];	/* the memfd producer's pipe: drain the wake bytes */
 
 			while (read(r->wake_fd, buf, sizeof(buf)) > 0)
 				;
 		}
-	}
-	if (pfd.revents & (POLLHUP | POLLERR | POLLNVAL)) {
-		r->gone = 1;
-		r->st.gone = 1;
-		return any_data(r) ? 1 : FNET_RING_GONE;
-	}
-	return 1;
-}
-
-/* ---- reading ---------------------------------------------------------------------------------- */
-
-static int grow_walk(struct ring *g)
-{
-	uint32_t ncap = g->cap ? g->cap * 2 : 4096;
-	uint32_t *no = realloc(g->off, ncap * sizeof(*no));
-
-	if (!no)
-		return -1;
-	g->off = no;
-	uint64_t *nt = realloc(g->ts, ncap * sizeof(*nt));
-
-	if (!nt)
-		return -1;
-	g->ts = nt;
-	g->cap = ncap;
-	return 0;
-}
-
-/* Walk the complete records of one ring from g->pos, at most `budget` bytes (the first
- * record whatever its size, if it fits in the caller's cap). */
-static int walk(struct fnet_ring_reader *r, struct ring *g, uint64_t budget, uint64_t cap)
-{
-	uint64_t prod = LOAD_ACQ(&g->prod->producer_pos);
-	uint64_t p = g->pos, mask = g->size - 1;
-	int corrupt = 0;
-
-	g->n = g->at = 0;
-	g->blocked = 0;
-	if (prod - p > g->size) {	/* impossible positions: resync */
-		corrupt = 1;
-		r->st.corrupt_bytes += prod - p;
-		g->pos = g->end = prod;
-		return corrupt;
-	}
-	while (p < prod && p - g->pos < budget) {
-		const struct fnet_event_hdr *h = (const void *)(g->data + (p & mask));
-		uint64_t len = h->len;
-
-		if (len < FNET_HDR_SIZE || (len & 7) || len > prod - p) {
-			corrupt = 1;
-			r->st.corrupt_bytes += prod - p;
-			if (g->n == 0)
-				g->pos = prod;	/* nothing before it: skip the rest now */
-			else
-				prod = p;	/* emit what came before, skip the rest next call */
-			break;
+		if (n > 0 && (pfd.revents & (POLLHUP | POLLERR | POLLNVAL))) {
+			r->gone = 1;
+			r->st.gone = 1;
+			return any_data(r) ? 1 : FNET_RING_GONE;
 		}
-		if (p - g->pos + len > budget && (g->n > 0 || len > cap)) {
-			/* still bounds the cutoff: nothing newer may pass this record */
-			g->blocked = 1;
-			g->block_ts = h->ts;
-			break;
-		}
-		if (g->n == g->cap && grow_walk(g) < 0)
-			break;
-		g->off[g->n] = (uint32_t)(p & mask);
-		g->ts[g->n] = h->ts;
-		g->n++;
-		p += len;
-	}
-	g->end = p;
-	return corrupt;
-}
-
-static inline int before(struct fnet_ring_reader *r, uint32_t a, uint32_t b)
-{
-	struct ring *x = &r->rings[a], *y = &r->rings[b];
-	uint64_t ta = x->ts[x->at], tb = y->ts[y->at];
-
-	return ta < tb || (ta == tb && a < b);
-}
-
-static void sift_down(struct fnet_ring_reader *r, uint32_t *h, uint32_t n, uint32_t i)
-{
-	for (;;) {
-		uint32_t l = 2 * i + 1, m = i;
-
-		if (l < n && before(r, h[l], h[m]))
-			m = l;
-		if (l + 1 < n && before(r, h[l + 1], h[m]))
-			m = l + 1;
-		if (m == i)
-			return;
-		uint32_t t = h[i];
-
-		h[i] = h[m];
-		h[m] = t;
-		i = m;
-	}
-}
-
-int64_t fnet_reader_read(struct fnet_ring_reader *r, uint8_t *out, uint64_t cap,
-			 struct fnet_read_info *info)
-{
-	uint64_t cutoff = UINT64_MAX, w = 0, recs = 0, held = 0, drops = 0;
-	uint32_t nh = 0, with = 0, corrupt = 0;
-	uint32_t *h = r->heap;
-
-	/* Walk about cap / (busy CPUs) per CPU: the merge emits at most cap in all, and whatever
-	 * is walked but not emitted would be walked again by the next call. */
-	uint32_t busy = 0;
-	uint64_t budget;
-
-	for (uint32_t c = 0; c < r->nr_cpus; c++)
-		busy += LOAD_ACQ(&r->rings[c].prod->producer_pos) != r->rings[c].pos;
-	budget = busy > 1 ? cap / busy : cap;
-	if (budget < FNET_MAX_RECORD + 8 && cap >= FNET_MAX_RECORD + 8)
-		budget = FNET_MAX_RECORD + 8;	/* always room for one record of any size */
-	for (uint32_t c = 0; c < r->nr_cpus; c++) {
-		struct ring *g = &r->rings[c];
-
-		if (walk(r, g, budget, cap)) {
-			corrupt++;
-			r->st.corrupt++;
-		}
-		if (g->n) {
-			with++;
-			if (g->ts[g->n - 1] < cutoff)
-				cutoff = g->ts[g->n - 1];
-		} else if (g->blocked && g->block_ts < cutoff) {
-			cutoff = g->block_ts;
-		}
-		uint64_t d = g->prod->drops_full + g->prod->drops_fault + g->prod->drops_toolong +
-			     g->prod->drops_compat;
-
-		drops += d - g->drops_seen;
-		g->drops_seen = d;
-	}
-	for (uint32_t c = 0; c < r->nr_cpus; c++)
-		if (r->rings[c].n)
-			h[nh++] = c;
-	for (int i = (int)nh / 2 - 1; i >= 0; i--)
-		sift_down(r, h, nh, (uint32_t)i);
-	while (nh) {
-		struct ring *g = &r->rings[h[0]];
-		const uint8_t *rec = g->data + g->off[g->at];
-		uint64_t len = ((const struct fnet_event_hdr *)rec)->len;
-
-		if (g->ts[g->at] > cutoff || w + len > cap) {
-			if (w + len > cap)
-				break;
-			h[0] = h[--nh];	/* this CPU is past the cutoff: done with it */
-			sift_down(r, h, nh, 0);
-			continue;
-		}
-		memcpy(out + w, rec, len);
-		w += len;
-		recs++;
-		g->pos += len;
-		if (++g->at == g->n) {
-			h[0] = h[--nh];
-		}
-		sift_down(r, h, nh, 0);
-	}
-	for (uint32_t c = 0; c < r->nr_cpus; c++) {
-		struct ring *g = &r->rings[c];
-
-		held += g->n - g->at;
-		STORE_REL(&g->cons->consumer_pos, g->pos);	/* one release per CPU per batch */
-	}
-	r->st.records += recs;
-	r->st.bytes += w;
-	r->st.reads++;
-	if (info) {
-		info->records = recs;
-		info->bytes = w;
-		info->held_back = held;
-		info->new_drops = drops;
-		info->cutoff_ts = with ? cutoff : 0;
-		info->cpus_with_data = with;
-		info->corrupt = corrupt;
-	}
-	if (w == 0 && r->gone && !any_data(r))
-		return FNET_RING_GONE;
-	return (int64_t)w;
-}
-
-void fnet_reader_get_stats(struct fnet_ring_reader *r, struct fnet_reader_stats *out)
-{
-	*out = r->st;
-	out->events = out->drops_full = out->drops_fault = out->drops_toolong = 0;
-	out->drops_compat = 0;
-	for (uint32_t c = 0; c < r->nr_cpus; c++) {
-		const struct fnet_ring_producer *p = r->rings[c].prod;
-
-		out->events += p->events;
-		out->drops_full += p->drops_full;
-		out->drops_fault += p->drops_fault;
-		out->drops_toolong += p->drops_toolong;
-		out->drops_compat += p->drops_compat;
+		if (ready(r, &hold_ms))
+			return 1;
+		if (deadline >= 0 && mono_ms() >= deadline)
+			return 0;
+		/* A wakeup for records already taken, or for held ones not due yet: wait on.
+		 * The device's poll is level-triggered (a ring above the watermark stays
+		 * readable), so sleep out the holdback rather than spin on it. */
+		if (n > 0 && r->fd >= 0 && hold_ms > 0)
+			poll(NULL, 0, (t >= 0 && t < hold_ms) ? t : hold_ms);
 	}
 }

@@ -9,8 +9,21 @@
  * (ties: lower CPU first).  To keep the order across batches too, it only emits records up to
  * the *cutoff* = the smallest "last published timestamp" among the CPUs that had data: a
  * record newer than that could still be preceded by one another busy CPU has not published
- * yet; it stays in its ring for the next call (idle CPUs do not hold anything back).  Space
- * is released once per call per CPU (store-release of consumer_pos), never per record.
+ * yet; it stays in its ring for the next call.  Space is released once per call per CPU
+ * (store-release of consumer_pos), never per record.
+ *
+ * Idle CPUs.  The module stamps a record when it reserves it and publishes it after the
+ * fillers ran, so a CPU that had published nothing when its position was read may still
+ * publish a record stamped slightly earlier.  With a holdback (the device's default:
+ * FNET_READER_HOLDBACK_NS; memfd rings: none, their timestamps need not be the boot
+ * clock), an idle CPU bounds the cutoff to (CLOCK_BOOTTIME read before any position) -
+ * holdback, and fnet_reader_wait() sleeps until held-back records are due instead of
+ * spinning.  Set it to 0 once capture has stopped (nothing can be in flight) to drain.
+ *
+ * fnet_reader_decode() takes the records in the same order and decodes each where it lies
+ * in the ring (decode.h's columns and rules, decode_int.h), without copying it into a
+ * buffer: the live collector's path.  A record whose parts overrun its length is skipped
+ * and counted (stats bad_length / bad_length_bytes, reader stats corrupt), not decoded.
  * fnet_reader_wait() returns at once when any ring holds data, else poll()s the wake fd
  * (the device, or the memfd producer's pipe).  Drops are the producer's counters; each read
  * reports the increase since the previous read.  A device that reports POLLHUP/POLLERR, or
@@ -32,9 +45,13 @@
 #define FNET_RING_GONE -19	/* -ENODEV: the module / producer went away, rings drained */
 #define FNET_RING_CORRUPT 1	/* reader stats flag: a broken record was skipped */
 #define FNET_RING_MAX_CPUS 1024
+#define FNET_READER_HOLDBACK_NS 20000000	/* 20 ms: device readers' default */
 
 struct fnet_ring_reader;
 struct fnet_uprod;
+struct fnet_strtab;
+struct fnet_columns;
+struct fnet_decode_stats;
 
 struct fnet_read_info {
 	uint64_t records;	/* records written to the buffer */
@@ -81,6 +98,14 @@ int fnet_reader_wait(struct fnet_ring_reader *r, int timeout_ms);
  * FNET_MAX_RECORD, or a record larger than cap blocks the rings (order is never broken). */
 int64_t fnet_reader_read(struct fnet_ring_reader *r, uint8_t *out, uint64_t cap,
 			 struct fnet_read_info *info);
+/* The same merge, decoded into cols (at most cols->cap rows and max_bytes of records,
+ * interned into strings): returns rows written, or FNET_RING_GONE.  info->records counts
+ * every record taken from the rings (rows + unknown types + broken ones). */
+int64_t fnet_reader_decode(struct fnet_ring_reader *r, uint64_t max_bytes, uint64_t first_num,
+			   struct fnet_strtab *strings, const struct fnet_columns *cols,
+			   struct fnet_decode_stats *st, struct fnet_read_info *info);
+/* Idle-CPU holdback in ns (see above); 0 turns it off. */
+void fnet_reader_set_holdback(struct fnet_ring_reader *r, uint64_t ns);
 void fnet_reader_get_stats(struct fnet_ring_reader *r, struct fnet_reader_stats *out);
 /* Info from the device (zeroed for memfd rings except nr_cpus/data_size). */
 void fnet_reader_info(struct fnet_ring_reader *r, struct fnet_info *out);

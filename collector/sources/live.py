@@ -1,8 +1,9 @@
 """The live source: records straight from the kernel module through /dev/falconet.
 
-This is the first, pure-Python reader (numpy + mmap + fcntl); a C reader will replace its
-inner loop behind the same interface.  What it does, in order (kmod/include/falconet_abi.h,
-section 2, is the contract):
+With the C extension, the rings are read by ext/ring.c + ext/ring_read.c (batches() decodes
+records where they lie in the rings; raw_batches() copies them out for captures).  Below is
+the pure-Python twin (numpy + mmap + fcntl), used without it.  What it does, in order
+(kmod/include/falconet_abi.h, section 2, is the contract):
 
     open()         open the device, check ABI version and layout hash (ABIMismatch names both
                    sides), set the snaplen and the interest set, map each CPU's producer page
@@ -316,39 +317,51 @@ class LiveSource(Source):
         size = self.info["data_size"]
         wm = max(abi.HDR_SIZE, min(self.watermark, size // 2))
         try:
-            return RingReader.from_device_fd(self.fd, watermark=wm)
+            reader = RingReader.from_device_fd(self.fd, watermark=wm)
         except OSError as e:
             raise DriverError(f"{self.device}: the C ring reader cannot attach: {e}") from None
+        reader.set_holdback(self.holdback_ns)
+        return reader
 
-    def _c_batches(self, reader) -> Iterator[bytes]:
+    def _c_drain(self, reader, take) -> Iterator:
+        """Run ``take()`` -> (payload or None when gone, info) until stop(), then STOP and
+        drain; yields the payloads of the calls that moved records."""
         from ..state.ring import GONE
         gone = DriverError(f"{self.device} went away while capturing (module unloaded?)")
         try:
             while not self._stop.is_set():
                 if reader.wait(self.poll_ms) == GONE:
                     raise gone
-                buf, info = reader.read()
-                if buf is None:
+                payload, info = take()
+                if payload is None:
                     raise gone
                 if info["records"]:
                     self.records += info["records"]
-                    self.bytes += len(buf)
-                    yield bytes(buf)
-            # STOP first, then drain until nothing is left or held back (bounded: a read
-            # that moves nothing three times in a row means there is nothing more to move).
+                    self.bytes += info["bytes"]
+                    yield payload
+            # STOP first (nothing is in flight after it: no holdback), then drain until
+            # nothing is left or held back (bounded: a read that moves nothing three times
+            # in a row means there is nothing more to move).
             self._ioctl(IOC_STOP, None, "stop capture")
+            reader.set_holdback(0)
             idle = 0
             while idle < 3:
-                buf, info = reader.read()
-                if buf is None or not (info["records"] or info["held_back"]):
+                payload, info = take()
+                if payload is None or not (info["records"] or info["held_back"]):
                     break
                 idle = 0 if info["records"] else idle + 1
                 if info["records"]:
                     self.records += info["records"]
-                    self.bytes += len(buf)
-                    yield bytes(buf)
+                    self.bytes += info["bytes"]
+                    yield payload
         finally:
             reader.close()
+
+    def _c_batches(self, reader) -> Iterator[bytes]:
+        def take():
+            buf, info = reader.read()
+            return (None if buf is None else bytes(buf)), info
+        return self._c_drain(reader, take)
 
     def raw_chunks(self) -> Iterator[tuple[int, bytes]]:
         """Yield (cpu, records) per CPU as copied out, without merging CPUs (each chunk is in
@@ -396,6 +409,22 @@ class LiveSource(Source):
         dec = native.Decoder(self.strings if self.strings is not None else None)
         self.strings = dec.strings
         num = 1
+        self.open()
+        reader = self._c_reader()
+        if reader is not None:
+            # merged and decoded in one pass where the records lie (ext/ring_read.c)
+            def take():
+                batch, st, info = dec.decode_ring(reader, num)
+                if st.unknown_type:
+                    self.skip("unknown_type", st.unknown_type)
+                if st.bad_length:
+                    self.skip("bad_length", st.bad_length)
+                return batch, info
+            for batch in self._c_drain(reader, take):
+                num += batch.n
+                if batch.n:
+                    yield batch
+            return
         for raw in self.raw_batches():
             batch, st = dec.decode(raw, first_num=num)
             num += batch.n

@@ -8,6 +8,8 @@
         if st == GONE: break
         buf, info = r.read()                             # merged, timestamp-ordered records
         batch, _ = decoder.decode(buf)                   # collector.native.Decoder
+    # or, without the copy (the live collector): merged and decoded in one pass
+        batch, stats, info = decoder.decode_ring(r, first_num)
 
 ``read()`` returns a memoryview of the reader's own buffer (valid until the next read) and a
 dict with records, bytes, held_back, new_drops, cutoff_ts, cpus_with_data, corrupt.
@@ -90,6 +92,7 @@ class RingReader:
         self._buf = np.empty(buf_bytes, np.uint8)
         self._cbuf = ffi.cast("uint8_t *", self._buf.ctypes.data)
         self._info = ffi.new("struct fnet_read_info *")
+        self._info_keys = [k for k, _ in ffi.typeof("struct fnet_read_info").fields]
 
     @classmethod
     def open_device(cls, path: str = "/dev/falconet", buf_bytes: int = 8 << 20,
@@ -147,12 +150,20 @@ class RingReader:
             raise OSError(-n, os.strerror(-n))
         return n
 
+    def info_dict(self) -> dict:
+        """The last read's struct fnet_read_info as a dict."""
+        i = self._info
+        return {k: getattr(i, k) for k in self._info_keys}
+
+    def set_holdback(self, ns: int) -> None:
+        """Idle-CPU holdback (ext/ring.h): device readers default to 20 ms, memfd to 0.
+        Set 0 once capture has stopped, to drain everything."""
+        self.lib.fnet_reader_set_holdback(self._r, int(ns))
+
     def read_into(self, out: np.ndarray) -> tuple[int, dict]:
         n = self.lib.fnet_reader_read(self._r, self.ffi.cast("uint8_t *", out.ctypes.data),
                                       len(out), self._info)
-        i = self._info
-        info = {k: getattr(i, k) for k, _ in self.ffi.typeof("struct fnet_read_info").fields}
-        return int(n), info
+        return int(n), self.info_dict()
 
     def read(self) -> tuple[memoryview | None, dict]:
         """(records, info); records is None once the source is gone and drained."""
