@@ -193,14 +193,12 @@ void tables_reset(struct fnet_state *s)
 	s->sgen++;
 }
 
-uint32_t fd_version(struct fnet_state *s, uint32_t fi)
+uint32_t fd_version_new(struct fnet_state *s, uint32_t fi)
 {
 	struct fdinfo *f = &s->fdi[fi];
 
-	if (f->vgen != s->gen) {
-		f->vid = fver_push(s, &f->v);
-		f->vgen = s->gen;
-	}
+	f->vid = fver_push(s, &f->v);
+	f->vgen = s->gen;
 	return f->vid;
 }
 
@@ -244,16 +242,12 @@ static uint32_t parent_index(struct fnet_state *s, uint32_t pi)
 }
 
 /* The current version of process pi, made (with its missing ancestors) if needed. */
-uint32_t proc_version(struct fnet_state *s, uint32_t pi)
+uint32_t proc_version_new(struct fnet_state *s, uint32_t pi)
 {
 	uint32_t chain[FNET_MAX_CHAIN];
 	int n = 0;
 	uint32_t cur = pi;
 
-	if (!pi)
-		return 0;
-	if (s->procs[pi].vgen == s->gen)
-		return s->procs[pi].vid;
 	while (cur && n < FNET_MAX_CHAIN && s->procs[cur].vgen != s->gen) {
 		int seen = 0;
 
@@ -377,13 +371,6 @@ unused:
 	}
 }
 
-uint32_t fd_lookup(const struct proc *p, int64_t fd)
-{
-	if (fd < 0 || (uint64_t)fd >= p->fdcap)
-		return 0;
-	return p->fds[fd] & ~FNET_FD_CLOEXEC;
-}
-
 void fd_close_all(struct fnet_state *s, struct proc *p, int only_cloexec)
 {
 	for (uint32_t i = 0; i < p->fdcap; i++) {
@@ -485,8 +472,7 @@ void proc_remove(struct fnet_state *s, uint32_t pi)
 	p->next_free = s->proc_free;
 	s->proc_free = pi;
 	s->nprocs--;
-	s->st.procs_removed++;
-	s->sgen++;
+	s->st.procs_removed++;	/* tid cache entries of this slot fail their serial check */
 }
 
 /* ---- lifecycle ----------------------------------------------------------------------------- */

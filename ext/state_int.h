@@ -50,10 +50,14 @@ struct fdinfo {
 	uint8_t _pad[8];
 } __attribute__((aligned(64)));
 
+/* tid -> process slot, valid while the slot still holds the same process (serial, live)
+ * and nothing changed this tid's thread entry (thread_set / exit forget the tid's slot);
+ * sgen resets it all (batch start, seeding). */
 struct tcache_ent {
 	int64_t tid;
 	int64_t pid;
 	uint32_t pi;
+	uint64_t serial;
 	uint64_t sgen;
 };
 
@@ -78,7 +82,7 @@ struct fnet_state {
 	uint32_t fdi_used, fdi_cap, fdi_free, nfds;
 
 	uint64_t gen;		/* versions are valid while their vgen == gen */
-	uint64_t sgen;		/* bumped on any removal: invalidates the tid cache */
+	uint64_t sgen;		/* bumped to invalidate the whole tid cache */
 	uint64_t serial;	/* processes added so far */
 	struct fnet_pver *pvt;
 	uint32_t npv, pvcap;
@@ -92,6 +96,34 @@ struct fnet_state {
 	uint8_t scratch[3 * 65536 + 64];
 };
 
+/* A prefetch the compiler keeps: GCC 12 drops __builtin_prefetch() whose address comes
+ * from a table loaded in the same expression (measured: none of state_events.c's were
+ * emitted), so on x86 it is the instruction itself. */
+#if defined(__x86_64__) || defined(__i386__)
+#define FNET_PREFETCH(p) __asm__ volatile("prefetcht0 %0" : : "m"(*(const char *)(p)))
+#else
+#define FNET_PREFETCH(p) __builtin_prefetch(p)
+#endif
+
+/* The version of an fd info / a process in this batch's tables: the common case (already
+ * made this batch) inline, the first use of the batch out of line (state.c). */
+uint32_t fd_version_new(struct fnet_state *s, uint32_t fi);
+uint32_t proc_version_new(struct fnet_state *s, uint32_t pi);
+
+static inline uint32_t fd_version(struct fnet_state *s, uint32_t fi)
+{
+	const struct fdinfo *f = &s->fdi[fi];
+
+	return f->vgen == s->gen ? f->vid : fd_version_new(s, fi);
+}
+
+static inline uint32_t proc_version(struct fnet_state *s, uint32_t pi)
+{
+	if (!pi)
+		return 0;
+	return s->procs[pi].vgen == s->gen ? s->procs[pi].vid : proc_version_new(s, pi);
+}
+
 /* state.c */
 int hm_init(struct hmap *m, uint32_t cap);
 void hm_free(struct hmap *m);
@@ -101,15 +133,18 @@ void hm_del(struct hmap *m, uint64_t key);
 uint32_t st_intern(struct fnet_state *s, const void *p, size_t len);
 const uint8_t *st_get(const struct fnet_state *s, uint32_t id, uint32_t *len);
 uint32_t fver_push(struct fnet_state *s, const struct fnet_fver *v);
-uint32_t fd_version(struct fnet_state *s, uint32_t fi);
-uint32_t proc_version(struct fnet_state *s, uint32_t pi);
 uint32_t proc_lookup(struct fnet_state *s, int64_t pid);
 uint32_t proc_add(struct fnet_state *s, int64_t pid);
 void proc_remove(struct fnet_state *s, uint32_t pi);
 void child_link(struct fnet_state *s, struct proc *p, int delta);
 uint32_t fdinfo_new(struct fnet_state *s, const struct fnet_fver *v);
 void fd_install(struct fnet_state *s, struct proc *p, int64_t fd, uint32_t fi, int cloexec);
-uint32_t fd_lookup(const struct proc *p, int64_t fd);
+static inline uint32_t fd_lookup(const struct proc *p, int64_t fd)
+{
+	if (fd < 0 || (uint64_t)fd >= p->fdcap)
+		return 0;
+	return p->fds[fd] & ~FNET_FD_CLOEXEC;
+}
 void fd_close_all(struct fnet_state *s, struct proc *p, int only_cloexec);
 int state_begin_batch(struct fnet_state *s);
 void tables_reset(struct fnet_state *s);
