@@ -90,7 +90,7 @@ def missing(head: dict, rows: list[dict]) -> list[str]:
         for mode in ("getpid", "openclose", "mixed"):
             k = done.get((cfg, mode), 0)
             if k < reps:
-                out.append(f"{cfg}/{mode}: {k} of {reps}")
+                out.append(f"{cfg}/{mode}: {k} of {reps} done")
     return out
 
 
