@@ -49,17 +49,30 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("-v", "--verbose", action="store_true", help="also print rule-loading warnings")
 
 
-def _raw_source(args: argparse.Namespace, engine) -> DecodingSource:
+def _interest(engine) -> set[int] | None:
+    """What the module captures: the event types some rule needs, plus those the state
+    engine needs to keep processes, credentials and fds right (else a rule on user.uid or
+    fd.name would see stale state); None (everything) without rules."""
+    types = getattr(engine, "event_types", None) if engine is not None else None
+    if not types:
+        return None
+    from ..state import STATE_EVENT_TYPES
+    return set(types) | STATE_EVENT_TYPES
+
+
+def _raw_source(args: argparse.Namespace, engine):
     if args.source == "synthetic":
         from ..sources.synthetic import SyntheticSource
         return DecodingSource(SyntheticSource(events=args.events or 1_000_000, seed=args.seed),
                               name="synthetic")
     from ..sources.live import LiveSource
-    interest = getattr(engine, "event_types", None) if engine is not None else None
-    live = LiveSource(interest=set(interest) if interest else None)
+    interest = _interest(engine)
+    # LiveSource decodes itself: with the C extension the records are merged and decoded
+    # where they lie in the rings (no copy); its stats carry the kernel's counters.
+    live = LiveSource(interest=interest)
     from ..state.procscan import scan_snapshot
     live.snapshot = scan_snapshot()
-    return DecodingSource(live, name="kernel")
+    return live
 
 
 def _say(msg: str) -> None:
@@ -86,9 +99,9 @@ def run(args: argparse.Namespace) -> int:
     def reloaded(new_engine) -> None:
         _say(f"rules reloaded: {new_engine.stats().get('rules_enabled', '?')} rules enabled")
         # The kernel captures only what some rule needs: follow the new rules' event types.
-        setter = getattr(getattr(source, "raw", None), "set_interest", None)
+        setter = getattr(source, "set_interest", None)
         if setter is not None:
-            setter(set(new_engine.event_types))
+            setter(_interest(new_engine))
 
     engine = _engine(args, cfg, reloaded)
     source = _raw_source(args, engine)

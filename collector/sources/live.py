@@ -223,6 +223,7 @@ class LiveSource(Source):
         self.poll_ms = poll_ms
         self.holdback_ns = holdback_ns
         self.info: dict = {}
+        self.boot_ns = 0
         self.fd = -1
         self.rings: list[_Ring] = []
         self.records = 0
@@ -261,7 +262,20 @@ class LiveSource(Source):
                                   "(one reader at a time); stop it first") from None
             raise DriverError(f"{self.device}: {what} failed: {e.strerror}") from None
 
+    def set_interest(self, interest: set[int] | None) -> None:
+        """Change the event types captured while running (None = every type): the module
+        takes the new set at once (e.g. when `falconet run` reloads its rules)."""
+        self.interest = interest
+        if self.fd >= 0:
+            self._ioctl(IOC_SET_INTEREST, _pack("fnet_interest", bits=interest_bits(interest)),
+                        "set interest")
+
     def _attach(self) -> None:
+        from .. import native
+        from ..capture import boot_epoch_ns
+        self.boot_ns = boot_epoch_ns()      # record ts are ns since boot: evt.time adds this
+        if self.strings is None:            # the state engine interns into it from the start
+            self.strings = native.StringTable()
         self.info = read_info(self.fd, self.device)
         check_abi(self.info)
         self._ioctl(IOC_SET_SNAPLEN, _pack("fnet_snaplen", snaplen=self.snaplen), "set snaplen")
@@ -282,6 +296,14 @@ class LiveSource(Source):
         self._ioctl(IOC_START, None, "start capture")
 
     # -- reading --------------------------------------------------------------------------
+    def batches(self) -> Iterator:
+        """Decoded batches until stop(); then, unlike the base class, the records still in
+        the rings are drained and yielded too (what was captured is never dropped)."""
+        self.open()
+        for b in self._batches():
+            self.events += b.n
+            yield b
+
     def raw_batches(self) -> Iterator[bytes]:
         """Yield buffers of whole ABI records in timestamp order until stop().
 
@@ -423,10 +445,12 @@ class LiveSource(Source):
             for batch in self._c_drain(reader, take):
                 num += batch.n
                 if batch.n:
+                    batch.boot_ns = self.boot_ns
                     yield batch
             return
         for raw in self.raw_batches():
             batch, st = dec.decode(raw, first_num=num)
+            batch.boot_ns = self.boot_ns
             num += batch.n
             if st.unknown_type:
                 self.skip("unknown_type", st.unknown_type)

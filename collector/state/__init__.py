@@ -11,5 +11,6 @@ procscan (/proc snapshot).
 """
 
 from .engine import StateEngine
+from .pure import STATE_EVENT_TYPES
 
-__all__ = ["StateEngine"]
+__all__ = ["STATE_EVENT_TYPES", "StateEngine"]

@@ -43,6 +43,12 @@ for _n, _k in {
 }.items():
     KIND[_EV[_n]] = _k
 
+# What a live capture must include for the tables to stay right whatever the rules ask for
+# (libsinsp does the same): every type that changes state.  Types that only read an fd's
+# info (K_FDARG) or refine a socket's tuple (K_SENDRECV) are captured when a rule needs them.
+STATE_EVENT_TYPES = frozenset(int(t) for t in np.nonzero(KIND)[0]
+                              if KIND[t] not in (K_FDARG, K_SENDRECV))
+
 AT_FDCWD = -100
 O_DIRECTORY, O_TMPFILE, O_CLOEXEC = 0o200000, 0o20000000, 0o2000000
 CLONE_PARENT, CLONE_THREAD = 0x8000, 0x10000

@@ -269,6 +269,10 @@ static inline __u64 fnet_layout_hash(void)
  *     euid_egid;
  *     tty = kernel dev_t of the controlling tty (0 = none, major<<20|minor).
  *   - `cap_eff` etc.: 64-bit capability masks.
+ *   - `cgroup` (execve): one cgroup path from its hierarchy's root (the cpuset v1 hierarchy
+ *     when mounted and the task is not in its root, else cgroup v2), cut at the front with
+ *     FNET_RF_TRUNC when too long; empty = unknown (no CONFIG_CGROUPS, PREEMPT_RT).  Records
+ *     converted from .scap put Falco's `cgroups` list (NUL-separated subsys=path) here.
  * Lifecycle records (category PROC):
  *   PROC_FORK  from sched_process_fork, written by the parent: tid/pid = parent;
  *              a0 = child tid, a1 = child tgid, a2 = clone flags (CLONE_THREAD etc. when
