@@ -5,8 +5,10 @@
                      (bounded)            -> outputs.emit(alert)   (never blocks)
 
 The reader blocks when the queue is full for finite sources (a replay loses nothing); a live
-source is built with ``drop_when_full=True`` so a slow engine costs counted userspace drops
-instead of kernel ring overflows.  SIGINT/SIGTERM stop the source; what was already read is
+source is built with ``drop_when_full=True``: the reader never blocks (the kernel's rings
+would overflow), batches arriving while the queue is full are merged and handed over as one
+when there is room, and only beyond BACKLOG_EVENTS held events are the oldest dropped
+(counted in queue_drops).  SIGINT/SIGTERM stop the source; what was already read is
 still processed, outputs are flushed and closed, and the final stats are returned.
 
 Each stage is optional: without rules the pipeline decodes (and enriches) only, which is
@@ -30,6 +32,9 @@ from .errors import CaptureError
 from .sources import Source
 
 _END = object()
+# Live sources: events held while the queue is full, at most (then the oldest are dropped).
+BACKLOG_EVENTS = 1 << 18
+
 # In lossless mode (replay) outputs are drained every this many alerts, so a burst of alerts
 # never overflows a channel queue (whose default capacity is larger than this).
 LOSSLESS_CHUNK = 256
@@ -106,24 +111,41 @@ class Pipeline:
         return old
 
     # -- stages ---------------------------------------------------------------------------
+    def _put(self, item: EventBatch) -> None:
+        while not self._stopping.is_set():
+            try:
+                self._q.put(item, timeout=0.2)
+                return
+            except queue.Full:
+                continue
+
     def _reader(self) -> None:
+        backlog: list[EventBatch] = []   # live: what a full queue could not take yet
+        backlog_n = 0
         try:
             for batch in self.source.batches():
                 if self._stopping.is_set():
                     break
                 item = batch.copy()
-                if self.drop_when_full:
-                    try:
-                        self._q.put_nowait(item)
-                    except queue.Full:
-                        self.stats.queue_drops += item.n
+                if not self.drop_when_full:
+                    self._put(item)
                     continue
-                while not self._stopping.is_set():
-                    try:
-                        self._q.put(item, timeout=0.2)
-                        break
-                    except queue.Full:
-                        continue
+                # Live: never block the reader (the kernel's rings would overflow unseen).
+                # While the queue is full, batches are held and handed over merged as one
+                # (a slow engine pays its per-batch cost once for many small batches); only
+                # beyond BACKLOG_EVENTS are the oldest dropped, and counted.
+                backlog.append(item)
+                backlog_n += item.n
+                if not self._q.full():      # one producer: a put now cannot block
+                    self._q.put_nowait(backlog[0] if len(backlog) == 1
+                                       else EventBatch.concat(backlog))
+                    backlog, backlog_n = [], 0
+                while backlog_n > BACKLOG_EVENTS and len(backlog) > 1:
+                    old = backlog.pop(0)
+                    backlog_n -= old.n
+                    self.stats.queue_drops += old.n
+            if backlog:
+                self._put(EventBatch.concat(backlog))
         except BaseException as e:  # noqa: BLE001 - handed to the main thread
             self._reader_error = e
         finally:

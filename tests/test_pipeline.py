@@ -70,6 +70,39 @@ def test_every_event_once_in_order():
     assert s["events"] == 50_000 and s["alerts"] == {"exec seen": st.alerts}
 
 
+class SlowEngine(CountingEngine):
+    """A fixed cost per batch, as the rules engine's Python has."""
+
+    def process(self, batch):
+        time.sleep(0.02)
+        return super().process(batch)
+
+
+def test_live_slow_engine_gets_small_batches_merged_not_dropped():
+    src = DecodingSource(SyntheticSource(events=40_000, seed=5, batch_events=100),
+                         name="synthetic")
+    eng = SlowEngine()
+    pipe = Pipeline(src, engine=eng, queue_batches=2, drop_when_full=True)
+    st = pipe.run()
+    nums = np.concatenate(eng.seen)
+    assert st.queue_drops == 0 and len(nums) == 40_000
+    assert (nums == np.arange(1, 40_001)).all()          # complete and in order
+    assert len(eng.seen) < 400 / 4                        # merged: far fewer than 400 batches
+
+
+def test_live_backlog_beyond_its_bound_drops_oldest_counted(monkeypatch):
+    import collector.pipeline as P
+    monkeypatch.setattr(P, "BACKLOG_EVENTS", 1000)
+    src = DecodingSource(SyntheticSource(events=40_000, seed=5, batch_events=100),
+                         name="synthetic")
+    eng = SlowEngine()
+    pipe = Pipeline(src, engine=eng, queue_batches=2, drop_when_full=True)
+    st = pipe.run()
+    nums = np.concatenate(eng.seen)
+    assert st.queue_drops > 0 and len(nums) + st.queue_drops == 40_000
+    assert (np.diff(nums) > 0).all()                      # what is kept stays in order
+
+
 def test_stop_is_clean_and_prompt():
     src = DecodingSource(SyntheticSource(events=10**9, seed=1), name="synthetic")
     eng = CountingEngine()
