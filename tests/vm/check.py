@@ -8,6 +8,7 @@ check passed.
 import ipaddress
 import json
 import os
+import subprocess
 import re
 import sys
 
@@ -213,6 +214,36 @@ def check_containers(cap: "Capture", wl: dict, repo: str) -> None:
           ("Falconet VM host exec", hp, "host") in alerts, f"{len(alerts)} alerts")
 
 
+def check_live_run(repo: str) -> None:
+    """`falconet run` on the live module raised, with enriched fields, every rule that a
+    replay of this boot's `falconet capture` of the same session raises."""
+    alerts = []
+    for line in open(os.path.join(OUT, "run_alerts.json"), errors="replace"):
+        line = line.strip()
+        if line.startswith("{"):
+            try:
+                d = json.loads(line)
+            except ValueError:
+                continue
+            if "rule" in d:
+                alerts.append(d)
+    live = {a["rule"] for a in alerts}
+    p = subprocess.run([sys.executable, "-m", "collector", "replay",
+                        os.path.join(OUT, "demo.fcap"), "--json"],
+                       capture_output=True, text=True, cwd=repo, timeout=300)
+    replayed = {json.loads(x)["rule"] for x in p.stdout.splitlines() if x.startswith("{")}
+    check("live run: every rule the replayed capture of the session raises, raised live",
+          len(replayed) >= 12 and replayed <= live,
+          f"missing live: {sorted(replayed - live)}; live {len(live)} rules, replay "
+          f"{len(replayed)} (rc={p.returncode} {p.stderr[-200:]})")
+    shadow = [a for a in alerts if a.get("output_fields", {}).get("fd.name") == "/etc/shadow"]
+    check("live run: alerts carry state (proc.name, user.name, fd.name of /etc/shadow)",
+          bool(shadow) and all(a["output_fields"].get("proc.name") not in (None, "", "<NA>")
+                               and a["output_fields"].get("user.name") not in (None, "", "<NA>")
+                               for a in shadow),
+          f"{len(shadow)} /etc/shadow alerts; first: {shadow[:1]}")
+
+
 def check_test() -> None:
     res = results()
     check("guest ran to the end", "done" in res, res.get("kernel", ""))
@@ -283,6 +314,10 @@ def check_test() -> None:
         check(f"captured: {exp['what']}", got >= want and (want == 1 or got <= want + 5),
               why if got < want else f"{got} records")
     check_containers(cap, wl, sys.argv[3])
+    check("falconet run (live) stopped cleanly on SIGINT", rc(res, "run") == 0,
+          open(os.path.join(OUT, "run.log"), errors="replace").read()[-600:]
+          if os.path.exists(os.path.join(OUT, "run.log")) else "no run.log")
+    check_live_run(sys.argv[3])
     import check_demo
     check_demo.run(OUT, check, copy=False)
     json.dump({"checks": CHECKS, "summary": summary}, open(os.path.join(OUT, "check.json"), "w"),

@@ -42,6 +42,17 @@ sleep 1
 sleep 1
 kill -INT $C; wait $C; R "capture rc=$?"
 
+# --- `falconet run` live: the bundled rules on enriched live events (the C ring reader
+# merging and decoding in place, the state engine, the rules), the same session again --------
+rm -rf /tmp/.falconet-hidden /root/.ssh     # made by the first session: mkdir must succeed again
+$PY -m collector run --json --stats-json > $O/run_alerts.json 2> $O/run.log &
+C=$!
+for i in $(seq 1 600); do ls -l /proc/$C/fd 2>/dev/null | grep -q /dev/falconet && break; sleep 0.1; done
+sleep 1
+(cd /root && $PY $O/demo_session.py > $O/demo_run.log 2>&1); R "demo_run rc=$?"
+sleep 1
+kill -INT $C; wait $C; R "run rc=$?"
+
 # --- unload/reload cycles under load ------------------------------------------------------------
 $O/storm mixed 100000000 > /dev/null &
 L1=$!
