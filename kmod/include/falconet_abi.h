@@ -30,7 +30,12 @@
  *                 then zero padding up to len
  *
  *   A record is at most FNET_MAX_RECORD bytes.  Strings are raw bytes, not NUL-terminated,
- *   truncated to the snaplen (flag FNET_RF_TRUNC).  argv-like values are NUL-separated words
+ *   truncated to the snaplen (flag FNET_RF_TRUNC).  Parts are written in slot order, each
+ *   bounded by the snaplen and by what is left of FNET_MAX_RECORD: when the parts together
+ *   would exceed it, the first part that does not fit is cut to the room left, the parts
+ *   after it are empty (vlen 0), FNET_RF_TRUNC is set and drops_toolong counted; the record
+ *   is still written.  A record that does not fit the ring's free space is not written at
+ *   all (drops_full), never cut.  argv-like values are NUL-separated words
  *   ("ls\0-l\0/tmp"), without a trailing NUL.  Socket addresses use struct fnet_sockaddr.
  *
  * ---------------------------------------------------------------------------------------------
