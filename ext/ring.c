@@ -194,6 +194,7 @@ fail:
 
 void fnet_reader_set_watermark(struct fnet_ring_reader *r, uint64_t bytes)
 {
+	r->watermark = bytes;
 	for (uint32_t c = 0; c < r->nr_cpus; c++)
 		STORE_REL(&r->rings[c].cons->watermark, bytes);
 }
@@ -251,12 +252,16 @@ static int64_t mono_ms(void)
 int fnet_reader_wait(struct fnet_ring_reader *r, int timeout_ms)
 {
 	int64_t deadline = timeout_ms >= 0 ? mono_ms() + timeout_ms : -1;
+	/* After a small read, let the device decide when to come back (a ring at the
+	 * watermark, or data older than its flush age): reading each trickle at once costs
+	 * a read per few records under a steady stream. */
+	int lazy = r->last_small && r->fd >= 0;
 
 	for (;;) {
 		struct pollfd pfd;
 		int n, hold_ms, t;
 
-		if (ready(r, &hold_ms))
+		if (ready(r, &hold_ms) && !lazy)
 			return 1;
 		if (r->gone)
 			return any_data(r) ? 1 : FNET_RING_GONE;
@@ -275,6 +280,7 @@ int fnet_reader_wait(struct fnet_ring_reader *r, int timeout_ms)
 		pfd.revents = 0;
 		r->st.waits++;
 		n = poll(&pfd, 1, t);
+		lazy = 0;
 		if (n < 0)
 			return errno == EINTR ? 0 : -errno;
 		if (n > 0 && (pfd.revents & POLLIN) && r->fd < 0) {

@@ -25,7 +25,9 @@
  * buffer: the live collector's path.  A record whose parts overrun its length is skipped
  * and counted (stats bad_length / bad_length_bytes, reader stats corrupt), not decoded.
  * fnet_reader_wait() returns at once when any ring holds data, else poll()s the wake fd
- * (the device, or the memfd producer's pipe).  Drops are the producer's counters; each read
+ * (the device, or the memfd producer's pipe); on the device, after a read that took less
+ * than half a watermark, it lets the device's poll() decide (a ring at the watermark, or
+ * data older than FNET_POLL_FLUSH_NS) rather than read each trickle at once.  Drops are the producer's counters; each read
  * reports the increase since the previous read.  A device that reports POLLHUP/POLLERR, or
  * a producer that vanished (pipe closed), ends the reader with FNET_RING_GONE once the data
  * left in the rings has been read; a broken record (bad length) ends that CPU's data for

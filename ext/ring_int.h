@@ -69,6 +69,8 @@ struct fnet_ring_reader {
 	uint64_t holdback_ns;	/* idle CPUs bound the cutoff to now - holdback_ns (0: off) */
 	uint64_t hold_until;	/* CLOCK_BOOTTIME ns when held-back records become due */
 	int holding;		/* the last read held records back */
+	uint64_t watermark;	/* what the producer waits for before waking us */
+	int last_small;		/* device: the last read took less than half a watermark */
 };
 
 static inline uint64_t boot_ns(void)

@@ -210,6 +210,7 @@ merge(struct fnet_ring_reader *r, uint8_t *out, uint64_t cap, struct fnet_dec_ru
 		STORE_REL(&g->cons->consumer_pos, g->pos);	/* one release per CPU per batch */
 	}
 	r->holding = held != 0;
+	r->last_small = r->fd >= 0 && w < r->watermark / 2;
 	r->hold_until = first_held == UINT64_MAX ? 0 : first_held + r->holdback_ns;
 	r->st.records += recs;
 	r->st.bytes += w;
