@@ -100,6 +100,36 @@ static inline void sift_down(struct heap_ent *h, uint32_t n, uint32_t i)
 	}
 }
 
+#define FNET_MERGE_SCAN 8
+
+/* Index of the smallest (ts, cpu) among n heads kept in CPU order: strict < keeps the
+ * lower CPU on a tie; conditional moves, no unpredictable branch. */
+static inline uint32_t scan_min(const struct heap_ent *h, uint32_t n)
+{
+	uint32_t best = 0;
+	uint64_t bt = h[0].ts;
+
+	for (uint32_t j = 1; j < n; j++) {
+		int lt = h[j].ts < bt;
+
+		best = lt ? j : best;
+		bt = lt ? h[j].ts : bt;
+	}
+	return best;
+}
+
+/* Remove head k: shifting keeps CPU order for the scan; the heap moves its last up. */
+static inline void drop_head(struct heap_ent *h, uint32_t *n, uint32_t k, int small)
+{
+	if (small) {
+		memmove(&h[k], &h[k + 1], (*n - k - 1) * sizeof(*h));
+		--*n;
+	} else {
+		h[0] = h[--*n];
+		sift_down(h, *n, 0);
+	}
+}
+
 /* Walk every ring, then take records in (ts, cpu) order up to the cutoff and at most `cap`
  * bytes: copied to `out`, or decoded by `d` when d is not NULL (then also at most its
  * rows).  Inlined twice with d constant, so neither loop tests the other's case. */
@@ -151,14 +181,20 @@ merge(struct fnet_ring_reader *r, uint8_t *out, uint64_t cap, struct fnet_dec_ru
 		drops += dr - g->drops_seen;
 		g->drops_seen = dr;
 	}
-	for (int i = (int)nh / 2 - 1; i >= 0; i--)
-		sift_down(h, nh, (uint32_t)i);
-	while (nh) {
-		struct ring *g = &r->rings[h[0].cpu];
+	/* Few CPUs with data (the common case): the heads stay in CPU order and the next is a
+	 * branch-free scan, which beats a heap whose compares mispredict on interleaved CPUs.
+	 * Many: a binary heap. */
+	int small = nh <= FNET_MERGE_SCAN;
 
-		if (h[0].ts > cutoff) {
-			h[0] = h[--nh];	/* this CPU is past the cutoff: done with it */
-			sift_down(h, nh, 0);
+	if (!small)
+		for (int i = (int)nh / 2 - 1; i >= 0; i--)
+			sift_down(h, nh, (uint32_t)i);
+	while (nh) {
+		uint32_t k = small ? scan_min(h, nh) : 0;
+		struct ring *g = &r->rings[h[k].cpu];
+
+		if (h[k].ts > cutoff) {
+			drop_head(h, &nh, k, small);	/* this CPU is past the cutoff: done with it */
 			continue;
 		}
 		const uint8_t *rec = g->data + g->off[g->at];
@@ -186,20 +222,21 @@ merge(struct fnet_ring_reader *r, uint8_t *out, uint64_t cap, struct fnet_dec_ru
 		recs++;
 		g->pos += len;
 		if (++g->at == g->n) {
-			h[0] = h[--nh];
-		} else {
-			h[0].ts = g->ts[g->at];
-			/* the walk touched this CPU's headers long ago (a whole budget per CPU
-			 * since): fetch the next-but-one record while the others are merged */
-			if (g->at + 1 < g->n) {
-				const uint8_t *nx = g->data + g->off[g->at + 1];
-
-				__builtin_prefetch(nx);
-				__builtin_prefetch(nx + 64);
-				__builtin_prefetch(nx + 128);
-			}
+			drop_head(h, &nh, k, small);
+			continue;
 		}
-		sift_down(h, nh, 0);
+		h[k].ts = g->ts[g->at];
+		/* the walk touched this CPU's headers long ago (a whole budget per CPU since):
+		 * fetch the next-but-one record while the others are merged */
+		if (g->at + 1 < g->n) {
+			const uint8_t *nx = g->data + g->off[g->at + 1];
+
+			__builtin_prefetch(nx);
+			__builtin_prefetch(nx + 64);
+			__builtin_prefetch(nx + 128);
+		}
+		if (!small)
+			sift_down(h, nh, 0);
 	}
 	for (uint32_t c = 0; c < r->nr_cpus; c++) {
 		struct ring *g = &r->rings[c];

@@ -305,52 +305,12 @@ static uint32_t fd_ev(struct fnet_state *s, struct proc *p, int64_t fd)
 	return fd_version(s, fi);
 }
 
-/* Memory latency, not arithmetic, is much of what an event costs here: the batch's columns
- * stream through the caches and push the process and fd tables out to L3.  So, ahead of
- * the event being applied, fetch what a later one will touch, each step using the line the
- * previous step fetched: its process (guessed once, via the tid cache) PF_PROC events
- * ahead, that process's fd slot for a0 PF_FDS ahead, that fd's info PF_FDI ahead.  A guess
- * gone stale costs one useless prefetch. */
-#define PF_PROC 8
-#define PF_FDS 4
-#define PF_FDI 2
-#define PF_RING 8	/* >= PF_PROC, a power of two */
-
-static inline void prefetch_ahead(const struct fnet_state *s, const struct fnet_state_in *in,
-				  uint32_t i, const struct proc **ring)
-{
-	const struct proc *p;
-	uint32_t j = i + PF_PROC;
-
-	if (j < in->n) {
-		const struct tcache_ent *c = &s->tcache[(uint64_t)in->tid[j] & (FNET_TCACHE - 1)];
-
-		p = (c->tid == in->tid[j] && c->pi) ? &s->procs[c->pi] : NULL;
-		ring[j & (PF_RING - 1)] = p;
-		if (p)
-			FNET_PREFETCH(p);
-	}
-	j = i + PF_FDS;
-	if (j < in->n && (p = ring[j & (PF_RING - 1)]) && (uint64_t)in->a[0][j] < p->fdcap)
-		FNET_PREFETCH(&p->fds[in->a[0][j]]);
-	j = i + PF_FDI;
-	if (j < in->n && (p = ring[j & (PF_RING - 1)])) {
-		uint32_t fi = fd_lookup(p, in->a[0][j]);
-
-		if (fi)
-			FNET_PREFETCH(&s->fdi[fi]);
-	}
-}
-
 int fnet_state_process(struct fnet_state *s, const struct fnet_state_in *in,
 		       const struct fnet_state_out *out)
 {
-	const struct proc *ring[PF_RING] = { NULL };
-
 	if (state_begin_batch(s) < 0)
 		return -1;
 	for (uint32_t i = 0; i < in->n; i++) {
-		prefetch_ahead(s, in, i, ring);
 		uint32_t t = in->type[i];
 		int k = t < FNET_NUM_EVENT_TYPES ? kind_of[t] : K_NONE;
 		int64_t tid = in->tid[i], pid = in->pid[i], ret = in->ret[i];

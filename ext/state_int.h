@@ -96,15 +96,6 @@ struct fnet_state {
 	uint8_t scratch[3 * 65536 + 64];
 };
 
-/* A prefetch the compiler keeps: GCC 12 drops __builtin_prefetch() whose address comes
- * from a table loaded in the same expression (measured: none of state_events.c's were
- * emitted), so on x86 it is the instruction itself. */
-#if defined(__x86_64__) || defined(__i386__)
-#define FNET_PREFETCH(p) __asm__ volatile("prefetcht0 %0" : : "m"(*(const char *)(p)))
-#else
-#define FNET_PREFETCH(p) __builtin_prefetch(p)
-#endif
-
 /* The version of an fd info / a process in this batch's tables: the common case (already
  * made this batch) inline, the first use of the batch out of line (state.c). */
 uint32_t fd_version_new(struct fnet_state *s, uint32_t fi);

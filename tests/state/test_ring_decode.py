@@ -69,7 +69,8 @@ def drain(p, streams, step):
     raise AssertionError("rings never drained")
 
 
-@pytest.mark.parametrize("seed,cpus,size", [(1, 4, 4 * PAGE), (2, 3, 16 * PAGE), (3, 1, PAGE)])
+@pytest.mark.parametrize("seed,cpus,size", [(1, 4, 4 * PAGE), (2, 3, 16 * PAGE), (3, 1, PAGE),
+                                            (4, 12, 4 * PAGE)])   # > 8 CPUs: the heap merge
 def test_fused_equals_read_then_decode(seed, cpus, size):
     streams = per_cpu(6000, cpus, seed)
     p1, r1 = pair(cpus, size)
@@ -219,3 +220,18 @@ def test_random_interleavings_with_holdback_stay_ordered():
             break
     assert got == sorted(got) and sorted(got) == sorted(sent)
     assert np.all(np.diff(np.array(got, np.int64)) >= 0)
+
+
+@pytest.mark.parametrize("cpus", [3, 8, 9, 16])         # the scan (<= 8 with data) and the heap
+def test_equal_timestamps_come_out_lower_cpu_first(cpus):
+    p, r = pair(cpus, 4 * PAGE)
+    for t in (5, 6):
+        for c in reversed(range(cpus)):
+            assert p.write(c, R.encode("getpid", tid=c + 1, pid=c + 1, ts=t))
+    buf, _ = r.read()
+    b = bytes(buf)
+    po = abi.HDR_DTYPE.fields["pid"][1]
+    got = [(int.from_bytes(b[o + 8:o + 16], "little"), int.from_bytes(b[o + po:o + po + 4], "little"))
+           for o in range(0, len(b), 96)]
+    want = [(t, c + 1) for t in (5, 6) for c in range(cpus)]   # pid c + 1 wrote ring c
+    assert got == want
