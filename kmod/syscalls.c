@@ -13,16 +13,7 @@
 #include <asm/unistd.h>
 #include "falconet.h"
 
-#define F(name) FNET_FILLER(name);
-F(open) F(openat) F(openat2) F(creat) F(close) F(dup) F(dup2) F(dup3) F(fcntl)
-F(link) F(linkat) F(symlinkat) F(path0) F(unlinkat) F(renameat) F(path_mode)
-F(dirfd_path_mode) F(fchmod) F(chown) F(fchown) F(fchownat) F(fchdir) F(mount) F(name_flags)
-F(execve) F(execveat) F(clone) F(clone3) F(none) F(ptrace) F(two_ints) F(tgkill) F(prctl)
-F(setns) F(flags0) F(ids1) F(ids2) F(ids3) F(capset)
-F(socket) F(socketpair) F(connect) F(accept) F(bind) F(listen) F(sendto) F(recvfrom) F(msg)
-F(fd_ints)
-F(init_module) F(finit_module) F(delete_module) F(ioctl) F(mprotect)
-#undef F
+/* the fillers are declared in falconet.h */
 
 #ifndef NR_syscalls
 #define NR_syscalls __NR_syscalls

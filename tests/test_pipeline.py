@@ -78,13 +78,17 @@ class SlowEngine(CountingEngine):
         return super().process(batch)
 
 
-def test_live_slow_engine_gets_small_batches_merged_not_dropped():
+def _slow_live_run():
+    """40000 events in 400 small batches into a slow engine, the live way (never blocks)."""
     src = DecodingSource(SyntheticSource(events=40_000, seed=5, batch_events=100),
                          name="synthetic")
     eng = SlowEngine()
-    pipe = Pipeline(src, engine=eng, queue_batches=2, drop_when_full=True)
-    st = pipe.run()
-    nums = np.concatenate(eng.seen)
+    st = Pipeline(src, engine=eng, queue_batches=2, drop_when_full=True).run()
+    return st, eng, np.concatenate(eng.seen)
+
+
+def test_live_slow_engine_gets_small_batches_merged_not_dropped():
+    st, eng, nums = _slow_live_run()
     assert st.queue_drops == 0 and len(nums) == 40_000
     assert (nums == np.arange(1, 40_001)).all()          # complete and in order
     assert len(eng.seen) < 400 / 4                        # merged: far fewer than 400 batches
@@ -93,12 +97,7 @@ def test_live_slow_engine_gets_small_batches_merged_not_dropped():
 def test_live_backlog_beyond_its_bound_drops_oldest_counted(monkeypatch):
     import collector.pipeline as P
     monkeypatch.setattr(P, "BACKLOG_EVENTS", 1000)
-    src = DecodingSource(SyntheticSource(events=40_000, seed=5, batch_events=100),
-                         name="synthetic")
-    eng = SlowEngine()
-    pipe = Pipeline(src, engine=eng, queue_batches=2, drop_when_full=True)
-    st = pipe.run()
-    nums = np.concatenate(eng.seen)
+    st, _, nums = _slow_live_run()
     assert st.queue_drops > 0 and len(nums) + st.queue_drops == 40_000
     assert (np.diff(nums) > 0).all()                      # what is kept stays in order
 

@@ -33,25 +33,27 @@ sleep 0.3
 rmmod falconet 2> $O/rmmod_busy.txt; R "rmmod_while_reading rc=$?"
 kill -TERM $READER; wait $READER; R "reader rc=$?"
 
+# around_demo NAME DEMO CMD...: start CMD (a live reader of /dev/falconet), wait until it has
+# the device open, run the event-generator session (result and log DEMO), stop CMD with
+# SIGINT (result NAME).
+around_demo() {
+  local name=$1 demo=$2; shift 2
+  "$@" &
+  local pid=$!
+  for i in $(seq 1 600); do ls -l /proc/$pid/fd 2>/dev/null | grep -q /dev/falconet && break; sleep 0.1; done
+  sleep 1
+  (cd /root && $PY $O/demo_session.py > $O/$demo.log 2>&1); R "$demo rc=$?"
+  sleep 1
+  kill -INT $pid; wait $pid; R "$name rc=$?"
+}
+
 # --- `falconet capture` (the CLI, live source) around the event-generator behaviours ---------
-$PY -m collector capture -w $O/demo.fcap > $O/capture.log 2>&1 &
-C=$!
-for i in $(seq 1 600); do ls -l /proc/$C/fd 2>/dev/null | grep -q /dev/falconet && break; sleep 0.1; done
-sleep 1
-(cd /root && $PY $O/demo_session.py > $O/demo.log 2>&1); R "demo rc=$?"
-sleep 1
-kill -INT $C; wait $C; R "capture rc=$?"
+around_demo capture demo sh -c "exec $PY -m collector capture -w $O/demo.fcap > $O/capture.log 2>&1"
 
 # --- `falconet run` live: the bundled rules on enriched live events (the C ring reader
-# merging and decoding in place, the state engine, the rules), the same session again --------
+# merging and decoding in place, the state engine, the bundled rules), the same session again
 rm -rf /tmp/.falconet-hidden /root/.ssh     # made by the first session: mkdir must succeed again
-$PY -m collector run --json --stats-json > $O/run_alerts.json 2> $O/run.log &
-C=$!
-for i in $(seq 1 600); do ls -l /proc/$C/fd 2>/dev/null | grep -q /dev/falconet && break; sleep 0.1; done
-sleep 1
-(cd /root && $PY $O/demo_session.py > $O/demo_run.log 2>&1); R "demo_run rc=$?"
-sleep 1
-kill -INT $C; wait $C; R "run rc=$?"
+around_demo run demo_run sh -c "exec $PY -m collector run --json --stats-json > $O/run_alerts.json 2> $O/run.log"
 
 # --- unload/reload cycles under load ------------------------------------------------------------
 $O/storm mixed 100000000 > /dev/null &
