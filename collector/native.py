@@ -192,7 +192,7 @@ class CDecoder:
         them where they lie (ext/ring_read.c, no intermediate copy): (batch, stats, info),
         or (None, stats, info) once the source is gone and drained.  info["records"] counts
         every record taken (rows + skipped), so 0 rows with records > 0 is progress."""
-        self._ensure(max_bytes // 96 + 1)
+        self._ensure(max_bytes // _native.lib.FNET_HDR_SIZE + 1)
         n = _native.lib.fnet_reader_decode(reader._r, max_bytes, first_num, self.strings._t,
                                            self._ccols, self._cstats, reader._info)
         info = reader.info_dict()
@@ -208,7 +208,7 @@ class CDecoder:
             buf = buf.reshape(-1).view(np.uint8)
         mv = memoryview(buf)
         size = mv.nbytes
-        self._ensure(size // 96 + 1)
+        self._ensure(size // _native.lib.FNET_HDR_SIZE + 1)
         src = ffi.from_buffer("uint8_t[]", mv) if size else ffi.NULL
         n = _native.lib.fnet_decode(src, size, first_num, self.strings._t, self._ccols,
                                     self._cstats)

@@ -41,6 +41,9 @@ class Source:
     """Base class; subclasses implement ``_open``, ``_batches`` and optionally ``_close``."""
 
     name = "source"
+    # True when _batches() itself ends after stop(), having yielded what it still held
+    # (the live source drains the kernel's rings): batches() then does not cut it short.
+    drains_after_stop = False
 
     def __init__(self) -> None:
         self.strings: StringTable | None = None
@@ -61,7 +64,7 @@ class Source:
         for b in self._batches():
             self.events += b.n
             yield b
-            if self._stop.is_set():
+            if self._stop.is_set() and not self.drains_after_stop:
                 break
 
     def stop(self) -> None:

@@ -208,6 +208,7 @@ class LiveSource(Source):
     them into EventBatch with collector.native's decoder."""
 
     name = "live"
+    drains_after_stop = True    # after stop(): STOP, then what is in the rings is still yielded
 
     def __init__(self, device: str = "/dev/falconet", interest: set[int] | None = None,
                  snaplen: int = abi.DEFAULT_SNAPLEN, watermark: int = 256 << 10,
@@ -296,14 +297,6 @@ class LiveSource(Source):
         self._ioctl(IOC_START, None, "start capture")
 
     # -- reading --------------------------------------------------------------------------
-    def batches(self) -> Iterator:
-        """Decoded batches until stop(); then, unlike the base class, the records still in
-        the rings are drained and yielded too (what was captured is never dropped)."""
-        self.open()
-        for b in self._batches():
-            self.events += b.n
-            yield b
-
     def raw_batches(self) -> Iterator[bytes]:
         """Yield buffers of whole ABI records in timestamp order until stop().
 
@@ -437,10 +430,8 @@ class LiveSource(Source):
             # merged and decoded in one pass where the records lie (ext/ring_read.c)
             def take():
                 batch, st, info = dec.decode_ring(reader, num)
-                if st.unknown_type:
-                    self.skip("unknown_type", st.unknown_type)
-                if st.bad_length:
-                    self.skip("bad_length", st.bad_length)
+                for cause, n in st.skipped.items():
+                    self.skip(cause, n)
                 return batch, info
             for batch in self._c_drain(reader, take):
                 num += batch.n
@@ -452,8 +443,8 @@ class LiveSource(Source):
             batch, st = dec.decode(raw, first_num=num)
             batch.boot_ns = self.boot_ns
             num += batch.n
-            if st.unknown_type:
-                self.skip("unknown_type", st.unknown_type)
+            for cause, n in st.skipped.items():
+                self.skip(cause, n)
             yield batch
 
     # -- counters and closing -------------------------------------------------------------

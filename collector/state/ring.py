@@ -99,15 +99,8 @@ class RingReader:
                     watermark: int = 1 << 20) -> "RingReader":
         ffi, lib = _lib()
         err = ffi.new("int *")
-        r = lib.fnet_reader_open_dev(path.encode(), err)
-        if r == ffi.NULL:
-            e = -err[0]
-            why = ("ABI version or layout differs from this build" if e == errno.EPROTO
-                   else os.strerror(e))
-            raise OSError(e, f"{path}: {why}")
-        self = cls(r, buf_bytes)
-        lib.fnet_reader_set_watermark(r, watermark)
-        return self
+        return cls._device(lib.fnet_reader_open_dev(path.encode(), err), err, path, buf_bytes,
+                           watermark)
 
     @classmethod
     def from_device_fd(cls, fd: int, buf_bytes: int = 8 << 20,
@@ -116,12 +109,18 @@ class RingReader:
         source keeps doing snaplen/interest/START on its fd; the reader dups it)."""
         ffi, lib = _lib()
         err = ffi.new("int *")
-        r = lib.fnet_reader_open_fd(fd, err)
+        return cls._device(lib.fnet_reader_open_fd(fd, err), err, f"fd {fd}", buf_bytes,
+                           watermark)
+
+    @classmethod
+    def _device(cls, r, err, what: str, buf_bytes: int, watermark: int) -> "RingReader":
+        """The reader over a device the C side just attached, or its errno as OSError."""
+        ffi, lib = _lib()
         if r == ffi.NULL:
             e = -err[0]
             why = ("ABI version or layout differs from this build" if e == errno.EPROTO
                    else os.strerror(e))
-            raise OSError(e, f"fd {fd}: {why}")
+            raise OSError(e, f"{what}: {why}")
         self = cls(r, buf_bytes)
         lib.fnet_reader_set_watermark(r, watermark)
         return self

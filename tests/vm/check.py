@@ -152,7 +152,6 @@ def check_containers(cap: "Capture", wl: dict, repo: str) -> None:
     cgroups (v2 docker scope, v1 cpuset kubepods) carry their cgroup path, every other exec
     carries "/"; the state engine derives container.id from it (first 12 hex digits of the
     id, "host" otherwise), and rules see the same through the `container` macro."""
-    import subprocess
     import numpy as np
     from collector.capture import FcapWriter
     from collector.state.engine import StateEngine
