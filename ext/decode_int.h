@@ -23,7 +23,11 @@
 extern const uint8_t fnet_ev_info[FNET_NUM_EVENT_TYPES];
 
 struct fnet_dec_run {
-	const struct fnet_columns *c;
+	/* A copy of the column pointers: the run lives on the caller's stack and never
+	 * escapes, so the compiler knows stores into the columns cannot change them (the
+	 * extension is built with -fno-strict-aliasing, under which every store through a
+	 * column would otherwise force the pointers to be loaded again). */
+	struct fnet_columns c;
 	struct fnet_strtab *strings;
 	uint64_t first_num;
 	uint32_t n;			/* rows written */
@@ -40,7 +44,7 @@ static inline void fnet_dec_start(struct fnet_dec_run *d, const struct fnet_colu
 				  struct fnet_strtab *strings, uint64_t first_num)
 {
 	memset(d, 0, sizeof(*d));
-	d->c = c;
+	d->c = *c;
 	d->strings = strings;
 	d->first_num = first_num;
 }
@@ -51,7 +55,7 @@ static inline void fnet_dec_start(struct fnet_dec_run *d, const struct fnet_colu
 static inline int fnet_dec_one(struct fnet_dec_run *d, const uint8_t *p,
 			       const struct fnet_event_hdr *h)
 {
-	const struct fnet_columns *c = d->c;
+	const struct fnet_columns *c = &d->c;
 	uint32_t vsum = (uint32_t)h->vlen[0] + h->vlen[1] + h->vlen[2] + h->vlen[3] +
 			h->vlen[4] + h->vlen[5];
 	uint32_t n = d->n;
@@ -75,24 +79,22 @@ static inline int fnet_dec_one(struct fnet_dec_run *d, const uint8_t *p,
 	c->type[n] = h->type;
 	c->flags[n] = h->flags;
 	c->ret[n] = h->ret;
+#pragma GCC unroll 6
 	for (int i = 0; i < FNET_NUM_ARGS; i++)
 		c->a[i][n] = (int64_t)h->arg[i];
-	/* Defaults first (named slot: empty = 1, unused: absent = 0), then the parts. */
-	for (int i = 0; i < FNET_NUM_VARS; i++)
-		c->v[i][n] = (info >> i) & 1u;
-	if (vsum) {
-		const uint8_t *vp = p + FNET_HDR_SIZE;
-		const uint8_t *prev_p = NULL;
-		uint32_t prev_l = 0, prev_id = 0;
+	/* Each slot: its part's id, else named = empty (1), unused = absent (0).  Two cheap
+	 * shortcuts before the table: the record's previous part (openat's name == fullpath
+	 * for absolute paths) and this slot's value in the previous record (a process
+	 * repeating itself). */
+	const uint8_t *vp = p + FNET_HDR_SIZE;
+	const uint8_t *prev_p = NULL;
+	uint32_t prev_l = 0, prev_id = 0;
 
-		for (int i = 0; i < FNET_NUM_VARS; i++) {
-			uint32_t l = h->vlen[i], id;
+#pragma GCC unroll 6
+	for (int i = 0; i < FNET_NUM_VARS; i++) {
+		uint32_t l = h->vlen[i], id = (info >> i) & 1u;
 
-			if (!l)
-				continue;
-			/* Two cheap shortcuts before the table: the record's previous part
-			 * (openat's name == fullpath for absolute paths) and this slot's value
-			 * in the previous record (a process repeating itself). */
+		if (l) {
 			if (l == prev_l && fnet_bytes_eq(vp, prev_p, l))
 				id = prev_id;
 			else if (l == d->last[i].len && fnet_bytes_eq(vp, d->last[i].p, l))
@@ -105,9 +107,9 @@ static inline int fnet_dec_one(struct fnet_dec_run *d, const uint8_t *p,
 			prev_p = vp;
 			prev_l = l;
 			prev_id = id;
-			c->v[i][n] = id;
 			vp += l;
 		}
+		c->v[i][n] = id;
 	}
 	d->n = n + 1;
 	d->bytes += h->len;

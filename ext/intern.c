@@ -59,31 +59,25 @@ static uint64_t strtab_hash(const uint8_t *p, uint32_t len)
 	uint64_t h = 0x9e3779b97f4a7c15ULL ^ ((uint64_t)len * 0xff51afd7ed558ccdULL);
 	uint64_t w;
 
-	while (len >= 8) {
-		memcpy(&w, p, 8);
-		h = (h ^ w) * 0x100000001b3ULL; /* a bijection of h for each w: mix64 spreads it */
-		p += 8;
-		len -= 8;
-	}
-	if (len) { /* 1..7 bytes: at most three fixed-size loads instead of a memcpy call */
-		uint32_t w4 = 0;
-		uint16_t w2 = 0;
+	if (len >= 8) {
+		/* whole words, then the last 8 bytes, overlapping the previous word when the
+		 * length is not a multiple of 8 (every byte is covered once or twice, and the
+		 * length is in the seed) */
+		for (uint32_t i = 0; i + 8 < len; i += 8) {
+			memcpy(&w, p + i, 8);
+			h = (h ^ w) * 0x100000001b3ULL; /* a bijection of h for each w */
+		}
+		memcpy(&w, p + len - 8, 8);
+	} else if (len >= 4) { /* two overlapping 4-byte loads */
+		uint32_t lo, hi;
 
-		w = 0;
-		if (len & 4) {
-			memcpy(&w4, p, 4);
-			w = w4;
-			p += 4;
-		}
-		if (len & 2) {
-			memcpy(&w2, p, 2);
-			w |= (uint64_t)w2 << (8 * (len & 4));
-			p += 2;
-		}
-		if (len & 1)
-			w |= (uint64_t)*p << (8 * (len & 6));
-		h = (h ^ w) * 0x100000001b3ULL;
+		memcpy(&lo, p, 4);
+		memcpy(&hi, p + len - 4, 4);
+		w = (uint64_t)lo | ((uint64_t)hi << 32);
+	} else {
+		w = len ? (uint64_t)p[0] | ((uint64_t)p[len >> 1] << 8) | ((uint64_t)p[len - 1] << 16) : 0;
 	}
+	h = (h ^ w) * 0x100000001b3ULL;
 	return mix64(h) | 1; /* never 0 */
 }
 

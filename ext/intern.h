@@ -37,25 +37,35 @@ uint32_t fnet_strtab_count(const struct fnet_strtab *t);
 const uint8_t *fnet_strtab_get(const struct fnet_strtab *t, uint32_t id, uint32_t *len);
 /* END CDEF */
 
-/* Equal bytes, for the short strings the decoder and the table compare: 8-byte words, no
- * libc call.  Shared by intern.c and decode.c (not part of the cffi interface). */
+/* Equal bytes, for the short strings the decoder and the table compare: 8-byte words and
+ * one overlapping load for the tail (never a byte loop), no libc call.  Shared by intern.c
+ * and decode_int.h (not part of the cffi interface). */
 static inline int fnet_bytes_eq(const uint8_t *a, const uint8_t *b, uint32_t l)
 {
 	uint64_t x, y;
 
-	while (l >= 8) {
-		memcpy(&x, a, 8);
-		memcpy(&y, b, 8);
-		if (x != y)
-			return 0;
-		a += 8;
-		b += 8;
-		l -= 8;
+	if (l >= 8) {
+		for (uint32_t i = 0; i + 8 < l; i += 8) {
+			memcpy(&x, a + i, 8);
+			memcpy(&y, b + i, 8);
+			if (x != y)
+				return 0;
+		}
+		memcpy(&x, a + l - 8, 8);
+		memcpy(&y, b + l - 8, 8);
+		return x == y;
 	}
-	while (l--)
-		if (*a++ != *b++)
-			return 0;
-	return 1;
+	if (l >= 4) {
+		uint32_t x0, y0, x1, y1;
+
+		memcpy(&x0, a, 4);
+		memcpy(&y0, b, 4);
+		memcpy(&x1, a + l - 4, 4);
+		memcpy(&y1, b + l - 4, 4);
+		return x0 == y0 && x1 == y1;
+	}
+	/* 0..3 bytes: the first, middle and last cover them all */
+	return !l || (a[0] == b[0] && a[l >> 1] == b[l >> 1] && a[l - 1] == b[l - 1]);
 }
 
 void fnet_strtab_lock(struct fnet_strtab *t);
