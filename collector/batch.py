@@ -2,8 +2,8 @@
 
 An :class:`EventBatch` is a set of equally long numpy columns, one row per event, in event
 order.  Strings never appear in columns: they are integer ids into a :class:`StringTable`
-shared by every batch of a pipeline, so a string predicate is computed once per distinct
-string.
+shared by every batch of a pipeline (``batch.strings``; a live source rolls it over to a fresh
+table when it is full), so a string predicate is computed once per distinct string.
 
 Base columns (written by the decoder, from the record header of kmod/include/falconet_abi.h)
 
@@ -34,6 +34,11 @@ import numpy as np
 NA = 0          # string id of an absent value (Falco's <NA>)
 EMPTY = 1       # string id of b""
 _INTERN_LOCK = threading.Lock()
+_NBYTES_LOCK = threading.Lock()
+
+#: Default caps of a live source's string table (whichever is reached first); 0 = never roll.
+DEFAULT_STRINGS_MAX_IDS = 1 << 22
+DEFAULT_STRINGS_MAX_BYTES = 512 << 20
 
 BASE_COLUMNS: dict[str, np.dtype] = {
     "num": np.dtype(np.uint64), "ts": np.dtype(np.uint64), "cpu": np.dtype(np.uint16),
@@ -49,11 +54,23 @@ class StringTable:
 
     Id 0 is reserved for "absent" and id 1 for the empty string.  ``text(i)`` decodes as UTF-8
     (invalid bytes escaped as ``\\xNN``, as Falco escapes them) and caches the result.
+
+    A table never evicts: ids are stable for the table's lifetime.  A live source therefore
+    rolls over to a fresh table once this one holds more than its cap (:func:`rollover_due`;
+    setting ``pipeline.string_table_max_ids`` / ``_max_bytes``): batches decoded before keep
+    the old table, and everything that holds ids across batches (state engine, rule lookup
+    tables) follows ``batch.strings`` when it changes.
     """
 
-    __slots__ = ("_bytes", "_ids", "_text", "memo")
+    __slots__ = ("_bytes", "_ids", "_nb", "_nb_upto", "_text", "carried", "memo",
+                 "__weakref__")
 
     def __init__(self) -> None:
+        #: (ids, bytes) the state engine carried over into this table when it re-homed
+        #: (a table is not rolled over before it has doubled that: see rollover_due).
+        self.carried = (0, 0)
+        self._nb = 0            # string bytes of ids below _nb_upto (nbytes(), incremental)
+        self._nb_upto = 0
         #: Lookup tables derived from this table's ids (errno names, event type names...),
         #: keyed by their builder; they live and die with the table, so a new table can never
         #: be handed ids that belong to another.
@@ -64,6 +81,18 @@ class StringTable:
 
     def __len__(self) -> int:
         return len(self._bytes)
+
+    def nbytes(self) -> int:
+        """Total bytes of the interned strings (counted incrementally: O(new ids))."""
+        with _NBYTES_LOCK:
+            n = len(self)
+            if n > self._nb_upto:
+                self._nb += self._bytes_of(self._nb_upto, n)
+                self._nb_upto = n
+            return self._nb
+
+    def _bytes_of(self, lo: int, hi: int) -> int:
+        return sum(len(b) for b in self._bytes[max(lo, 2):hi])
 
     def intern(self, value: bytes | str) -> int:
         if isinstance(value, str):
@@ -113,6 +142,17 @@ class StringTable:
             if self._text[i] is None and i != NA:
                 self._text[i] = _decode(self._bytes[i])  # type: ignore[arg-type]
         return self._text
+
+
+def rollover_due(strings: StringTable, max_ids: int, max_bytes: int) -> bool:
+    """Whether a decoder should switch to a fresh table before its next batch: the table holds
+    more than ``max_ids`` ids or ``max_bytes`` bytes of strings (0 = no such cap), and at least
+    twice what the state engine carried over into it (so a live set near the cap costs one
+    re-home per doubling, not one per batch)."""
+    cids, cbytes = getattr(strings, "carried", (0, 0))
+    if max_ids and len(strings) > max(max_ids, 2 * cids):
+        return True
+    return bool(max_bytes) and strings.nbytes() > max(max_bytes, 2 * cbytes)
 
 
 def _decode(b: bytes) -> str:

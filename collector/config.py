@@ -118,3 +118,18 @@ class Config:
             raise ConfigError(
                 f"{self.source}: setting {dotted!r} must be {kind.__name__}, got {value!r}")
         return value
+
+
+def string_table_caps(cfg: Config) -> tuple[int, int]:
+    """(max ids, max bytes) of a live source's string table: ``pipeline.string_table_max_ids``
+    and ``pipeline.string_table_max_bytes`` (0 = no cap; see config/falconet.yaml)."""
+    from .batch import DEFAULT_STRINGS_MAX_BYTES, DEFAULT_STRINGS_MAX_IDS
+    out = []
+    for key, default in (("pipeline.string_table_max_ids", DEFAULT_STRINGS_MAX_IDS),
+                         ("pipeline.string_table_max_bytes", DEFAULT_STRINGS_MAX_BYTES)):
+        v = cfg.typed(key, int, default)
+        if v < 0:
+            raise ConfigError(f"{cfg.source}: setting {key!r} must be >= 0 (0 = no cap), "
+                              f"got {v}")
+        out.append(v)
+    return out[0], out[1]

@@ -27,7 +27,7 @@ from typing import Self
 import numpy as np
 
 from . import abi
-from .batch import BASE_COLUMNS, EMPTY, NA, EventBatch, StringTable
+from .batch import BASE_COLUMNS, EMPTY, NA, EventBatch, StringTable, rollover_due
 
 HDR = abi.HDR_SIZE
 HDR_WORDS = HDR // 8
@@ -311,18 +311,51 @@ def decode(buf, strings: StringTable, first_num: int = 1) -> tuple[EventBatch, D
     return EventBatch(cols, strings), stats
 
 
-class Decoder:
+class Rollover:
+    """String table rollover of a decoder (both decoders): with a cap (``max_ids`` ids or
+    ``max_bytes`` bytes of strings, 0 = none), the decoder switches ``self.strings`` to a new
+    empty table of the same kind before decoding the next batch once the current one is over
+    it (collector.batch.rollover_due), so the table of a long-running live source stays
+    bounded.  Batches already decoded keep the old table (their ids stay valid while they
+    live); the state engine re-homes onto the new one when it sees its first batch.
+    ``rollovers`` counts the switches.  Captures and replays decode without a cap (finite
+    input: one table for the whole file)."""
+
+    strings: StringTable
+    max_ids = 0
+    max_bytes = 0
+    rollovers = 0
+
+    def set_strings_cap(self, max_ids: int = 0, max_bytes: int = 0) -> None:
+        if max_ids < 0 or max_bytes < 0:
+            raise ValueError("string table caps must be >= 0 (0 = no cap)")
+        self.max_ids, self.max_bytes = int(max_ids), int(max_bytes)
+
+    def _roll(self) -> None:
+        """Called at a batch boundary (before decoding): switch tables when due."""
+        if (self.max_ids or self.max_bytes) and \
+                rollover_due(self.strings, self.max_ids, self.max_bytes):
+            self.strings = type(self.strings)()
+            self.rollovers += 1
+
+
+class Decoder(Rollover):
     """Pure twin of the C decoder object: ``decode(buf, first_num)`` -> (EventBatch, stats).
 
     The batch is valid until the next ``decode`` call on this decoder (the C twin reuses its
-    column buffers; this one happens not to, but callers must not rely on that).
+    column buffers; this one happens not to, but callers must not rely on that).  Optional
+    string table caps: see :class:`Rollover`.
     """
 
-    def __init__(self, strings: StringTable | None = None) -> None:
+    def __init__(self, strings: StringTable | None = None, max_ids: int = 0,
+                 max_bytes: int = 0) -> None:
         self.strings = strings if strings is not None else StringTable()
+        self.set_strings_cap(max_ids, max_bytes)
 
     def decode(self, buf, first_num: int = 1) -> tuple[EventBatch, DecodeStats]:
+        self._roll()
         return decode(buf, self.strings, first_num)
 
 
-__all__ = ["BAD_REASONS", "EMPTY", "EVENT_INFO", "NA", "DecodeStats", "Decoder", "decode"]
+__all__ = ["BAD_REASONS", "EMPTY", "EVENT_INFO", "NA", "DecodeStats", "Decoder", "Rollover",
+           "decode"]

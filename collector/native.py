@@ -14,13 +14,16 @@ Entry points (each part adds its own, documented where it is implemented):
         to use from several threads (a mutex per table: the reader thread decodes while the
         main thread's state engine and rules intern and read).
 
-    Decoder(strings=None)
+    Decoder(strings=None, max_ids=0, max_bytes=0)
         ``.decode(buf, first_num=1) -> (EventBatch, DecodeStats)``: one pass over a buffer of
         ABI records (bytes, bytearray, memoryview or uint8 array).  Rows are numbered
         first_num, first_num + 1, ...  The batch's columns are views of the decoder's reused
         buffers: **valid until the next decode() on the same decoder**; ``batch.copy()`` to
         keep it.  Skips and framing errors are in DecodeStats (collector.decode_py), the
         contract is in ext/decode.h.  ``strings`` must come from this module's StringTable.
+        With a cap (ids / bytes of strings) the decoder switches ``.strings`` to a fresh table
+        between batches once the current one is over it (live sources; collector.decode_py
+        Rollover); each batch's ``.strings`` is the table its ids belong to.
 
     decode(buf, strings, first_num=1) -> (EventBatch, DecodeStats)
         Convenience: a fresh decoder, so the batch owns its columns.
@@ -34,7 +37,7 @@ import numpy as np
 
 from . import batch as _batch
 from .batch import BASE_COLUMNS, EMPTY, NA, EventBatch
-from .decode_py import BAD_REASONS, DecodeStats
+from .decode_py import BAD_REASONS, DecodeStats, Rollover
 
 _native = None
 if not os.environ.get("FALCONET_PUREPYTHON"):
@@ -64,13 +67,19 @@ class CStringTable(_batch.StringTable):
         t = lib.fnet_strtab_new()
         if t == ffi.NULL:
             raise MemoryError("fnet_strtab_new")
-        self.ptr = ffi.gc(t, lib.fnet_strtab_free)
+        self.ptr = ffi.gc(t, lib.fnet_strtab_free)   # freed when the last reference dies
         self._t = t
         self._text = [None, ""]
         self.memo = {}
+        self.carried = (0, 0)
+        self._nb = 0
+        self._nb_upto = 0
 
     def __len__(self) -> int:
         return _native.lib.fnet_strtab_count(self._t)
+
+    def _bytes_of(self, lo: int, hi: int) -> int:
+        return int(_native.lib.fnet_strtab_bytes(self._t, lo, hi))
 
     @staticmethod
     def _b(value) -> bytes:
@@ -145,12 +154,15 @@ class CStringTable(_batch.StringTable):
 _NAMES = list(BASE_COLUMNS)
 
 
-class CDecoder:
+class CDecoder(Rollover):
     """ABI records -> EventBatch through ext/decode.c, into column buffers it owns and reuses
-    (see the module doc: a batch is valid until the next decode())."""
+    (see the module doc: a batch is valid until the next decode()).  With a cap (max_ids /
+    max_bytes) it rolls over to a fresh table between batches (decode_py.Rollover)."""
 
-    def __init__(self, strings: CStringTable | None = None) -> None:
+    def __init__(self, strings: CStringTable | None = None, max_ids: int = 0,
+                 max_bytes: int = 0) -> None:
         require_c()
+        self.set_strings_cap(max_ids, max_bytes)
         if strings is None:
             strings = CStringTable()
         if not isinstance(strings, CStringTable):
@@ -192,6 +204,7 @@ class CDecoder:
         them where they lie (ext/ring_read.c, no intermediate copy): (batch, stats, info),
         or (None, stats, info) once the source is gone and drained.  info["records"] counts
         every record taken (rows + skipped), so 0 rows with records > 0 is progress."""
+        self._roll()
         self._ensure(max_bytes // _native.lib.FNET_HDR_SIZE + 1)
         n = _native.lib.fnet_reader_decode(reader._r, max_bytes, first_num, self.strings._t,
                                            self._ccols, self._cstats, reader._info)
@@ -208,6 +221,7 @@ class CDecoder:
             buf = buf.reshape(-1).view(np.uint8)
         mv = memoryview(buf)
         size = mv.nbytes
+        self._roll()
         self._ensure(size // _native.lib.FNET_HDR_SIZE + 1)
         src = ffi.from_buffer("uint8_t[]", mv) if size else ffi.NULL
         n = _native.lib.fnet_decode(src, size, first_num, self.strings._t, self._ccols,

@@ -221,6 +221,14 @@ void fnet_gather(uint32_t n, const uint32_t *idx, uint32_t ncols,
 
 /* Helpers shared with tests: container id (12 chars) from a cgroup text, 0 if none. */
 uint32_t fnet_container_id(const uint8_t *cg, uint32_t len, uint8_t *out12);
+
+/* String table rollover (state_rehome.c): move the state onto table nt -- every string id it
+ * holds re-interned into nt, per-id memo caches cleared, versions invalidated; afterwards it
+ * interns into nt.  Returns the number of strings carried over (0 when nt is already the
+ * state's table), -1 when out of memory (the state is then unchanged). */
+int fnet_state_rehome(struct fnet_state *s, struct fnet_strtab *nt);
+/* Total bytes of the strings with ids from..to-1 (for the byte cap of a rolling table). */
+uint64_t fnet_strtab_bytes(const struct fnet_strtab *t, uint32_t from, uint32_t to);
 /* END CDEF */
 
 #endif

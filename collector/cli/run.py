@@ -60,7 +60,7 @@ def _interest(engine) -> set[int] | None:
     return set(types) | STATE_EVENT_TYPES
 
 
-def _raw_source(args: argparse.Namespace, engine):
+def _raw_source(args: argparse.Namespace, engine, cfg):
     if args.source == "synthetic":
         from ..sources.synthetic import SyntheticSource
         return DecodingSource(SyntheticSource(events=args.events or 1_000_000, seed=args.seed),
@@ -69,7 +69,9 @@ def _raw_source(args: argparse.Namespace, engine):
     interest = _interest(engine)
     # LiveSource decodes itself: with the C extension the records are merged and decoded
     # where they lie in the rings (no copy); its stats carry the kernel's counters.
-    live = LiveSource(interest=interest)
+    from ..config import string_table_caps
+    max_ids, max_bytes = string_table_caps(cfg)     # the string table rolls over past them
+    live = LiveSource(interest=interest, strings_max_ids=max_ids, strings_max_bytes=max_bytes)
     from ..state.procscan import scan_snapshot
     live.snapshot = scan_snapshot()
     return live
@@ -104,7 +106,7 @@ def run(args: argparse.Namespace) -> int:
             setter(_interest(new_engine))
 
     engine = _engine(args, cfg, reloaded)
-    source = _raw_source(args, engine)
+    source = _raw_source(args, engine, cfg)
     outputs = common.build_outputs(cfg)
     source.open()
     state = common.build_state(source.strings, source.snapshot, live=args.source == "kernel")

@@ -20,6 +20,7 @@ from __future__ import annotations
 import fnmatch
 import ipaddress
 import re
+import weakref
 
 import numpy as np
 
@@ -162,8 +163,11 @@ class Lut:
         self.strings_ref = None
 
     def lookup(self, strings, data: np.ndarray) -> np.ndarray:
-        if self.strings_ref is not strings:          # a new pipeline/string table
-            self.strings_ref = strings
+        ref = self.strings_ref
+        if ref is None or ref() is not strings:      # a new pipeline/string table
+            # weakly: a rolled-over table (collector.batch.StringTable) must not be kept
+            # alive by the tables of a rule that stopped seeing events
+            self.strings_ref = _weak(strings)
             self.arr = np.full(1024, self.unknown, self.dtype)
             self.arr[0] = self.absent
         n = len(strings)
@@ -179,6 +183,13 @@ class Lut:
             self.arr[ids] = [fn(text(i), strings, i) for i in ids.tolist()]
             vals = self.arr[data]
         return vals
+
+
+def _weak(x):
+    try:
+        return weakref.ref(x)
+    except TypeError:               # a table type without weak references
+        return lambda: x
 
 
 def _bool_lut(pred) -> Lut:

@@ -23,6 +23,12 @@ consumer_pos as one aligned 8-byte store, with the copy of the data in between. 
 smp_store_release/smp_load_acquire pair with.  On weakly ordered CPUs the C reader is
 required (it uses __atomic_load_n/__atomic_store_n); this reader refuses to run there.
 
+String table: strings are interned into a table that never evicts, so past a cap
+(``strings_max_ids`` ids or ``strings_max_bytes`` bytes; settings pipeline.string_table_max_*)
+the decoder starts a fresh table before the next batch (collector.decode_py.Rollover),
+``self.strings`` follows it and ``stats()["string_rollovers"]`` counts the switches; the state
+engine re-homes when it meets the first batch of the new table.
+
 Ordering across CPUs: a record's ts is taken before it is committed, so a record with an
 older ts can still appear on another CPU shortly after a newer one was read.  Records newer
 than (now - holdback_ns) are therefore held back one round; everything yielded is in ts order.
@@ -43,6 +49,7 @@ from collections.abc import Iterator
 import numpy as np
 
 from .. import abi
+from ..batch import DEFAULT_STRINGS_MAX_BYTES, DEFAULT_STRINGS_MAX_IDS
 from ..errors import ABIMismatch, DriverError
 from . import Source
 
@@ -212,8 +219,17 @@ class LiveSource(Source):
 
     def __init__(self, device: str = "/dev/falconet", interest: set[int] | None = None,
                  snaplen: int = abi.DEFAULT_SNAPLEN, watermark: int = 256 << 10,
-                 poll_ms: int = 100, holdback_ns: int = 20_000_000) -> None:
+                 poll_ms: int = 100, holdback_ns: int = 20_000_000,
+                 strings_max_ids: int = DEFAULT_STRINGS_MAX_IDS,
+                 strings_max_bytes: int = DEFAULT_STRINGS_MAX_BYTES) -> None:
         super().__init__()
+        if strings_max_ids < 0 or strings_max_bytes < 0:
+            raise DriverError("string table caps must be >= 0 (0 = no cap)")
+        # The string table never evicts; past either cap the decoder rolls over to a fresh
+        # one between batches (collector.decode_py.Rollover) and the state engine follows.
+        self.strings_max_ids = strings_max_ids
+        self.strings_max_bytes = strings_max_bytes
+        self._decoder = None
         if not 1 <= snaplen <= abi.CONST["FNET_MAX_SNAPLEN"]:
             raise DriverError(f"snaplen {snaplen} must be between 1 and "
                               f"{abi.CONST['FNET_MAX_SNAPLEN']}")
@@ -421,7 +437,9 @@ class LiveSource(Source):
 
     def _batches(self):
         from .. import native
-        dec = native.Decoder(self.strings if self.strings is not None else None)
+        dec = native.Decoder(self.strings if self.strings is not None else None,
+                             max_ids=self.strings_max_ids, max_bytes=self.strings_max_bytes)
+        self._decoder = dec
         self.strings = dec.strings
         num = 1
         self.open()
@@ -430,6 +448,7 @@ class LiveSource(Source):
             # merged and decoded in one pass where the records lie (ext/ring_read.c)
             def take():
                 batch, st, info = dec.decode_ring(reader, num)
+                self.strings = dec.strings          # a new table after a rollover
                 for cause, n in st.skipped.items():
                     self.skip(cause, n)
                 return batch, info
@@ -441,6 +460,7 @@ class LiveSource(Source):
             return
         for raw in self.raw_batches():
             batch, st = dec.decode(raw, first_num=num)
+            self.strings = dec.strings
             batch.boot_ns = self.boot_ns
             num += batch.n
             for cause, n in st.skipped.items():
@@ -461,7 +481,8 @@ class LiveSource(Source):
     def stats(self) -> dict:
         s = super().stats()
         per_cpu = self._final["per_cpu"] if self._final else (self.cpu_stats() if self.fd >= 0 else [])
-        s.update({"records": self.records, "bytes_read": self.bytes, "per_cpu": per_cpu})
+        s.update({"records": self.records, "bytes_read": self.bytes, "per_cpu": per_cpu,
+                  "string_rollovers": self._decoder.rollovers if self._decoder else 0})
         for k in STAT_KEYS:
             s["kernel_" + k] = sum(c[k] for c in per_cpu)
         s["drops"] = s.get("kernel_drops_full", 0)

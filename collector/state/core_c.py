@@ -8,7 +8,8 @@ Interface (shared with collector/state/pure.py's PureCore):
     pvs, fds, threads, pvt, fvt = core.dump()                  # for snapshots
     core.stats() -> dict
 
-``strings`` is the pipeline's StringTable.  When it is the C-backed table
+``strings`` is the pipeline's StringTable; ``core.rehome(new)`` moves the state onto a new
+one (string table rollover, see collector/state/engine.py).  When it is the C-backed table
 (collector.native.CStringTable) the engine interns straight into it (the table's mutex makes
 that safe while the reader thread decodes into it); a plain Python table is mirrored (new
 strings copied across before and after each call, same ids on both sides) -- tests and
@@ -82,6 +83,33 @@ class CCore:
             p = lib.fnet_strtab_get(tab, i, ln)
             if py.intern(ffi.buffer(p, ln[0])[:] if ln[0] else b"") != i:
                 raise RuntimeError("state: string table mirror out of step")
+
+    # -- string table rollover -----------------------------------------------------------
+    def rehome(self, strings) -> int:
+        """Move the state onto another (new) string table: ext/state_rehome.c re-interns every
+        string id the state holds into it, clears the per-id memo caches and invalidates the
+        versions.  Returns the number of strings carried over."""
+        if strings is self.strings:
+            return 0
+        ffi, lib = self.ffi, self.lib
+        saved = (self.strings, self._tab, self._mirror, getattr(self, "_own", None))
+        t = getattr(strings, "_t", None)
+        if t is not None and isinstance(t, ffi.CData):
+            self._tab, self._mirror = t, False
+        else:
+            own = lib.fnet_strtab_new()
+            if own == ffi.NULL:
+                raise MemoryError("fnet_strtab_new")
+            self._own = ffi.gc(own, lib.fnet_strtab_free)
+            self._tab, self._mirror = own, True
+        self.strings = strings
+        self._sync_in()
+        n = lib.fnet_state_rehome(self._s, self._tab)
+        if n < 0:       # the state is unchanged: stay on the old table
+            self.strings, self._tab, self._mirror, self._own = saved
+            raise MemoryError("state engine: out of memory re-homing the string table")
+        self._sync_out()
+        return n
 
     # -- seeding ----------------------------------------------------------------------------
     def seed_proc(self, d: dict) -> bool:

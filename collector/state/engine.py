@@ -10,6 +10,14 @@ Backend: ext/state.c through collector/state/core_c.py when the C extension is i
 produce the same columns (tests/state/test_twins.py).  Batches must be enriched in event
 order, each exactly once.
 
+String table rollover.  A live source switches to a fresh string table when its table is over
+its cap (collector.decode_py.Rollover).  When ``enrich`` is handed a batch whose
+``batch.strings`` is not the table the engine is on, the engine re-homes first: the core
+re-interns every string id it holds into the new table (``core.rehome``), its per-id caches
+are dropped and ``self.strings`` follows.  Batches enriched before keep working: their lazy
+columns intern into (and name sockets in) their own table (_Follow).  Counted in stats():
+``string_rehomes``, ``rehome_carried`` and ``rehome_ms`` of the last one.
+
 Users and groups (user.name, group.name, user.loginname) come from the snapshot's "users" and
 "groups" maps, and with ``host_users=True`` (live runs) also from /etc/passwd and /etc/group,
 re-read when the files change (checked at most every ``users_check_s`` seconds, before a
@@ -39,6 +47,28 @@ def _make_core(strings, backend: str | None, **caps):
     return PureCore(strings, **caps)
 
 
+class _Follow:
+    """Interning and socket naming for the lazy columns of one batch: through the core while
+    the core is still on the batch's table, else straight into the batch's (older) table."""
+
+    __slots__ = ("core", "strings")
+
+    def __init__(self, core, strings) -> None:
+        self.core, self.strings = core, strings
+
+    def intern(self, b: bytes) -> int:
+        if self.core.strings is self.strings:
+            return self.core.intern(b)
+        return self.strings.intern(b)
+
+    def sock_names(self, fvt) -> None:
+        if self.core.strings is self.strings:
+            self.core.sock_names(fvt)
+        else:
+            from .pure_events import sock_names_in
+            sock_names_in(self.strings, fvt)
+
+
 class StateEngine:
     def __init__(self, strings, snapshot: dict | None = None, *, max_procs: int = 65536,
                  max_threads: int = 262144, max_fds: int = 1 << 20, max_fd_num: int = 65535,
@@ -58,6 +88,9 @@ class StateEngine:
         self._pw_mtime: tuple = ()
         self.meta: dict = {}
         self.batches = 0
+        self.rehomes = 0
+        self.rehome_carried = 0
+        self.rehome_ms = 0.0
         if snapshot:
             self.seed(snapshot)
         if host_users:
@@ -174,14 +207,17 @@ class StateEngine:
         always advanced here, in order."""
         if self._host_users:
             self._refresh_users()
+        if batch.strings is not self.strings and batch.strings is not None:
+            self.rehome(batch.strings)
         pv, fv, fdnum, evf, pvt, fvt = self.core.process(batch.cols)
         self.batches += 1
         if columns is None:
             names = C.DEFAULT_COLUMNS
         else:
             names = [c for c in columns if C.is_state_column(c)]
-        ctx = C.Ctx(pv, fv, fdnum, evf, pvt, fvt, self.core.intern, self.users, self.groups,
-                    self.core.sock_names)
+        fol = _Follow(self.core, self.strings)
+        ctx = C.Ctx(pv, fv, fdnum, evf, pvt, fvt, fol.intern, self.users, self.groups,
+                    fol.sock_names)
         if not self.lazy:
             cols = dict(batch.cols)
             cols.update(C.compute(ctx, names))
@@ -190,10 +226,25 @@ class StateEngine:
         out.cols = C.LazyColumns(out.cols, ctx, names)
         return out
 
+    def rehome(self, strings) -> None:
+        """Follow a string table rollover: move the state onto ``strings`` (see the module
+        doc).  Records what it carried on the table (collector.batch.rollover_due)."""
+        t0 = time.perf_counter()
+        n = self.core.rehome(strings)
+        self.strings = strings
+        self.rehomes += 1
+        self.rehome_carried = n
+        self.rehome_ms = (time.perf_counter() - t0) * 1e3
+        if hasattr(strings, "nbytes"):
+            strings.carried = (len(strings), strings.nbytes())
+
     def stats(self) -> dict:
         st = self.core.stats()
         st["batches"] = self.batches
         st["backend"] = self.backend
+        st["string_rehomes"] = self.rehomes
+        st["rehome_carried"] = self.rehome_carried
+        st["rehome_ms"] = round(self.rehome_ms, 3)
         return st
 
     # -- snapshot -------------------------------------------------------------------------

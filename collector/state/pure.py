@@ -58,6 +58,11 @@ _PV_NAMES = PVER_DTYPE.names
 _FV_NAMES = FVER_DTYPE.names
 _FV_ZERO = tuple(0 for _ in _FV_NAMES)
 _FI = {n: i for i, n in enumerate(_FV_NAMES)}
+# string id fields of a process / an fd info (what a rehome re-interns)
+_PV_STR = ("name", "exe", "exepath", "args", "cmdline", "cwd", "container_id", "sname",
+           "vpgid_name", "vpgid_exe")
+_FV_STR_IDX = frozenset(_FI[k] for k in ("name", "nameraw", "directory", "filename", "cip",
+                                         "sip"))
 
 
 class Proc:
@@ -204,6 +209,38 @@ class PureTables:
         else:
             name = ep(f[_FI["cip"]], f[_FI["cport"]]) + b"->" + ep(f[_FI["sip"]], f[_FI["sport"]])
         return _fset(f, name=self.intern(name))
+
+    # -- string table rollover ----------------------------------------------------------
+    def rehome(self, strings) -> int:
+        """Move the state onto another string table (the twin of fnet_state_rehome in
+        ext/state_rehome.c): every string id held by a live process or fd info, and the
+        "host" id, re-interned through one old id -> new id map; versions invalidated.
+        Returns the number of strings carried over."""
+        old = self.strings
+        if strings is old:
+            return 0
+        mp = {NA: NA, EMPTY: EMPTY}
+        get, intern = old.get, strings.intern
+
+        def tr(i: int) -> int:
+            j = mp.get(i)
+            if j is None:
+                b = get(i)
+                j = mp[i] = intern(b) if b is not None else NA
+            return j
+        done: set[int] = set()
+        for p in self.procs.values():
+            v = p.v
+            for k in _PV_STR:
+                v[k] = tr(v[k])
+            for fi, _ in p.fds.values():
+                if id(fi) not in done:
+                    done.add(id(fi))
+                    fi.v = tuple(tr(x) if i in _FV_STR_IDX else x for i, x in enumerate(fi.v))
+        self.host_id = tr(self.host_id)
+        self.strings = strings
+        self._reset()
+        return len(mp) - 2
 
     # -- tables ---------------------------------------------------------------------------
     def _reset(self) -> None:

@@ -264,10 +264,7 @@ class PureCore(PureTables):
 
     def sock_names(self, fvt: np.ndarray) -> None:
         """Make the names of inet socket versions (lazy, as fnet_state_sock_names)."""
-        need = np.flatnonzero((fvt["name"] == 0) & np.isin(fvt["type"], (M.FD_IPV4, M.FD_IPV6)))
-        for i in need.tolist():
-            row = tuple(fvt[i].tolist())
-            fvt[i] = self.sock_name(row)
+        _sock_names(self, fvt)
 
     def _tables(self):
         pvt = np.array(self.pvt, dtype=PVER_DTYPE)
@@ -290,3 +287,19 @@ class PureCore(PureTables):
         out.update(procs=len(self.procs), threads=len(self.tids), fds=self.nfds,
                    pversions=len(self.pvt) - 1, fversions=len(self.fvt) - 1)
         return out
+
+
+def _sock_names(tables: PureTables, fvt: np.ndarray) -> None:
+    need = np.flatnonzero((fvt["name"] == 0) & np.isin(fvt["type"], (M.FD_IPV4, M.FD_IPV6)))
+    for i in need.tolist():
+        row = tuple(fvt[i].tolist())
+        fvt[i] = tables.sock_name(row)
+
+
+def sock_names_in(strings, fvt: np.ndarray) -> None:
+    """The inet socket names of an fd version table whose ids belong to ``strings``, made in
+    that table: for the lazy columns of a batch read after the state engine rolled over to a
+    newer table (both cores; the rules are the same as in C, tests/state/test_twins.py)."""
+    shim = PureTables.__new__(PureTables)
+    shim.strings = strings
+    _sock_names(shim, fvt)
