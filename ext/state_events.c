@@ -160,11 +160,15 @@ static void fork_child(struct fnet_state *s, uint32_t ppi, int64_t ppid_ev, int6
 		}
 		pfdcap = p->fdcap;
 		if (pfdcap) {
+			uint32_t hi = p->fdhi;
+
 			c->fds = malloc(pfdcap * sizeof(*c->fds));
 			if (c->fds) {
-				memcpy(c->fds, p->fds, pfdcap * sizeof(*c->fds));
+				memcpy(c->fds, p->fds, hi * sizeof(*c->fds));
+				memset(c->fds + hi, 0, (pfdcap - hi) * sizeof(*c->fds));
 				c->fdcap = pfdcap;
-				for (uint32_t i = 0; i < pfdcap; i++)
+				c->fdhi = hi;
+				for (uint32_t i = 0; i < hi; i++)
 					if (c->fds[i])
 						s->fdi[c->fds[i] & ~FNET_FD_CLOEXEC].refs++;
 			}

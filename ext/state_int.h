@@ -31,6 +31,7 @@ struct proc {
 	uint64_t serial;	/* which process lives in this slot */
 	uint32_t *fds;		/* fd -> fd info index | FNET_FD_CLOEXEC, 0 = closed/unknown */
 	uint32_t fdcap;
+	uint32_t fdhi;		/* fds[fdhi..fdcap) are all 0: loops over fds stop there */
 	uint32_t vid;		/* version in the current tables when vgen == state gen */
 	uint32_t live;
 	uint32_t nthreads;
@@ -66,6 +67,7 @@ struct tcache_ent {
 struct memo_dir { uint32_t name, dir, file; };
 struct memo_addr { uint32_t id, text; uint16_t family, port; };
 struct memo_sock { uint64_t k1, k2; uint32_t name; };
+struct memo_path { uint32_t name, base, out; };
 
 struct fnet_state {
 	struct fnet_strtab *strings;
@@ -93,6 +95,7 @@ struct fnet_state {
 	struct memo_dir mdir[FNET_MEMO];
 	struct memo_addr maddr[FNET_MEMO];
 	struct memo_sock msock[FNET_MEMO];
+	struct memo_path mpath[FNET_MEMO];
 	uint8_t scratch[3 * 65536 + 64];
 };
 
