@@ -150,19 +150,16 @@ static void *grow(void *p, uint32_t *cap, size_t elem)
 	return n;
 }
 
-uint32_t fver_push(struct fnet_state *s, const struct fnet_fver *v)
+uint32_t fver_push_grow(struct fnet_state *s, const struct fnet_fver *v)
 {
-	if (s->nfv == s->fvcap) {
-		void *n = grow(s->fvt, &s->fvcap, sizeof(*s->fvt));
+	void *n = grow(s->fvt, &s->fvcap, sizeof(*s->fvt));
 
-		if (!n) {
-			s->oom = 1;
-			return 0;
-		}
-		s->fvt = n;
+	if (!n) {
+		s->oom = 1;
+		return 0;
 	}
-	s->fvt[s->nfv] = *v;
-	return s->nfv++;
+	s->fvt = n;
+	return fver_push(s, v);
 }
 
 static uint32_t pver_push(struct fnet_state *s, const struct fnet_pver *v)
@@ -313,8 +310,11 @@ uint32_t fdinfo_new(struct fnet_state *s, const struct fnet_fver *v)
 		}
 		fi = s->fdi_used++;
 	}
-	memset(&s->fdi[fi], 0, sizeof(s->fdi[fi]));
-	s->fdi[fi].v = *v;
+	struct fdinfo *e = &s->fdi[fi];
+
+	e->v = *v;
+	e->refs = e->vid = e->next_free = 0;
+	e->vgen = 0;
 	s->nfds++;
 	return fi;
 }

@@ -293,7 +293,14 @@ static uint32_t new_fd(struct fnet_state *s, struct proc *p, int64_t fd, struct 
 	if (!fi)
 		return fver_push(s, f);
 	fd_install(s, p, fd, fi, cloexec);
-	return fd_version(s, fi);
+	struct fdinfo *e = &s->fdi[fi];
+
+	if (!e->refs)		/* not installed (out of memory): already freed */
+		return fver_push(s, f);
+	/* its first version of the batch, made from the caller's copy (hot) */
+	e->vid = fver_push(s, f);
+	e->vgen = s->gen;
+	return e->vid;
 }
 
 /* ---- the batch loop --------------------------------------------------------------------------- */

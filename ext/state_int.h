@@ -126,7 +126,15 @@ int hm_put(struct hmap *m, uint64_t key, uint32_t val);
 void hm_del(struct hmap *m, uint64_t key);
 uint32_t st_intern(struct fnet_state *s, const void *p, size_t len);
 const uint8_t *st_get(const struct fnet_state *s, uint32_t id, uint32_t *len);
-uint32_t fver_push(struct fnet_state *s, const struct fnet_fver *v);
+uint32_t fver_push_grow(struct fnet_state *s, const struct fnet_fver *v);
+/* Append a row to this batch's fd version table; its index. */
+static inline uint32_t fver_push(struct fnet_state *s, const struct fnet_fver *v)
+{
+	if (s->nfv == s->fvcap)
+		return fver_push_grow(s, v);
+	s->fvt[s->nfv] = *v;
+	return s->nfv++;
+}
 uint32_t proc_lookup(struct fnet_state *s, int64_t pid);
 uint32_t proc_add(struct fnet_state *s, int64_t pid);
 void proc_remove(struct fnet_state *s, uint32_t pi);
