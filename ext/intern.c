@@ -54,7 +54,8 @@ static inline uint64_t mix64(uint64_t h)
 	return h;
 }
 
-static uint64_t strtab_hash(const uint8_t *p, uint32_t len)
+static inline __attribute__((always_inline)) uint64_t
+strtab_hash(const uint8_t *p, uint32_t len)
 {
 	uint64_t h = 0x9e3779b97f4a7c15ULL ^ ((uint64_t)len * 0xff51afd7ed558ccdULL);
 	uint64_t w;
@@ -128,8 +129,9 @@ static int strtab_grow(struct fnet_strtab *t)
 	return 0;
 }
 
-static uint32_t strtab_find(const struct fnet_strtab *t, const uint8_t *p, uint32_t len,
-			    uint64_t h, uint32_t *slot_out)
+static inline __attribute__((always_inline)) uint32_t
+strtab_find(const struct fnet_strtab *t, const uint8_t *p, uint32_t len,
+	    uint64_t h, uint32_t *slot_out)
 {
 	uint32_t j = (uint32_t)h & t->mask;
 

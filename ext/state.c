@@ -150,19 +150,16 @@ static void *grow(void *p, uint32_t *cap, size_t elem)
 	return n;
 }
 
-uint32_t fver_push(struct fnet_state *s, const struct fnet_fver *v)
+uint32_t fver_push_grow(struct fnet_state *s, const struct fnet_fver *v)
 {
-	if (s->nfv == s->fvcap) {
-		void *n = grow(s->fvt, &s->fvcap, sizeof(*s->fvt));
+	void *n = grow(s->fvt, &s->fvcap, sizeof(*s->fvt));
 
-		if (!n) {
-			s->oom = 1;
-			return 0;
-		}
-		s->fvt = n;
+	if (!n) {
+		s->oom = 1;
+		return 0;
 	}
-	s->fvt[s->nfv] = *v;
-	return s->nfv++;
+	s->fvt = n;
+	return fver_push(s, v);
 }
 
 static uint32_t pver_push(struct fnet_state *s, const struct fnet_pver *v)
@@ -313,8 +310,11 @@ uint32_t fdinfo_new(struct fnet_state *s, const struct fnet_fver *v)
 		}
 		fi = s->fdi_used++;
 	}
-	memset(&s->fdi[fi], 0, sizeof(s->fdi[fi]));
-	s->fdi[fi].v = *v;
+	struct fdinfo *e = &s->fdi[fi];
+
+	e->v = *v;
+	e->refs = e->vid = e->next_free = 0;
+	e->vgen = 0;
 	s->nfds++;
 	return fi;
 }
@@ -361,6 +361,8 @@ void fd_install(struct fnet_state *s, struct proc *p, int64_t fd, uint32_t fi, i
 	if (fi)
 		s->fdi[fi].refs++;
 	p->fds[fd] = fi ? (fi | (cloexec ? FNET_FD_CLOEXEC : 0)) : 0;
+	if (fi && (uint32_t)fd >= p->fdhi)
+		p->fdhi = (uint32_t)fd + 1;
 	if (old)
 		fdinfo_put(s, old);
 	return;
@@ -373,7 +375,7 @@ unused:
 
 void fd_close_all(struct fnet_state *s, struct proc *p, int only_cloexec)
 {
-	for (uint32_t i = 0; i < p->fdcap; i++) {
+	for (uint32_t i = 0; i < p->fdhi; i++) {
 		uint32_t e = p->fds[i];
 
 		if (e && (!only_cloexec || (e & FNET_FD_CLOEXEC))) {
@@ -381,6 +383,8 @@ void fd_close_all(struct fnet_state *s, struct proc *p, int only_cloexec)
 			fdinfo_put(s, e & ~FNET_FD_CLOEXEC);
 		}
 	}
+	if (!only_cloexec)
+		p->fdhi = 0;
 }
 
 /* A new process slot for pid (replacing a stale one with the same pid); 0 at the cap. */
@@ -446,7 +450,7 @@ void proc_remove(struct fnet_state *s, uint32_t pi)
 	fd_close_all(s, p, 0);
 	free(p->fds);
 	p->fds = NULL;
-	p->fdcap = 0;
+	p->fdcap = p->fdhi = 0;
 	child_link(s, p, -1);
 	hm_del(&s->pidmap, (uint64_t)pid);
 	if (p->nchildren) {

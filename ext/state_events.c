@@ -160,11 +160,15 @@ static void fork_child(struct fnet_state *s, uint32_t ppi, int64_t ppid_ev, int6
 		}
 		pfdcap = p->fdcap;
 		if (pfdcap) {
+			uint32_t hi = p->fdhi;
+
 			c->fds = malloc(pfdcap * sizeof(*c->fds));
 			if (c->fds) {
-				memcpy(c->fds, p->fds, pfdcap * sizeof(*c->fds));
+				memcpy(c->fds, p->fds, hi * sizeof(*c->fds));
+				memset(c->fds + hi, 0, (pfdcap - hi) * sizeof(*c->fds));
 				c->fdcap = pfdcap;
-				for (uint32_t i = 0; i < pfdcap; i++)
+				c->fdhi = hi;
+				for (uint32_t i = 0; i < hi; i++)
 					if (c->fds[i])
 						s->fdi[c->fds[i] & ~FNET_FD_CLOEXEC].refs++;
 			}
@@ -289,7 +293,14 @@ static uint32_t new_fd(struct fnet_state *s, struct proc *p, int64_t fd, struct 
 	if (!fi)
 		return fver_push(s, f);
 	fd_install(s, p, fd, fi, cloexec);
-	return fd_version(s, fi);
+	struct fdinfo *e = &s->fdi[fi];
+
+	if (!e->refs)		/* not installed (out of memory): already freed */
+		return fver_push(s, f);
+	/* its first version of the batch, made from the caller's copy (hot) */
+	e->vid = fver_push(s, f);
+	e->vgen = s->gen;
+	return e->vid;
 }
 
 /* ---- the batch loop --------------------------------------------------------------------------- */

@@ -31,6 +31,7 @@ struct proc {
 	uint64_t serial;	/* which process lives in this slot */
 	uint32_t *fds;		/* fd -> fd info index | FNET_FD_CLOEXEC, 0 = closed/unknown */
 	uint32_t fdcap;
+	uint32_t fdhi;		/* fds[fdhi..fdcap) are all 0: loops over fds stop there */
 	uint32_t vid;		/* version in the current tables when vgen == state gen */
 	uint32_t live;
 	uint32_t nthreads;
@@ -66,6 +67,7 @@ struct tcache_ent {
 struct memo_dir { uint32_t name, dir, file; };
 struct memo_addr { uint32_t id, text; uint16_t family, port; };
 struct memo_sock { uint64_t k1, k2; uint32_t name; };
+struct memo_path { uint32_t name, base, out; };
 
 struct fnet_state {
 	struct fnet_strtab *strings;
@@ -93,6 +95,7 @@ struct fnet_state {
 	struct memo_dir mdir[FNET_MEMO];
 	struct memo_addr maddr[FNET_MEMO];
 	struct memo_sock msock[FNET_MEMO];
+	struct memo_path mpath[FNET_MEMO];
 	uint8_t scratch[3 * 65536 + 64];
 };
 
@@ -123,7 +126,15 @@ int hm_put(struct hmap *m, uint64_t key, uint32_t val);
 void hm_del(struct hmap *m, uint64_t key);
 uint32_t st_intern(struct fnet_state *s, const void *p, size_t len);
 const uint8_t *st_get(const struct fnet_state *s, uint32_t id, uint32_t *len);
-uint32_t fver_push(struct fnet_state *s, const struct fnet_fver *v);
+uint32_t fver_push_grow(struct fnet_state *s, const struct fnet_fver *v);
+/* Append a row to this batch's fd version table; its index. */
+static inline uint32_t fver_push(struct fnet_state *s, const struct fnet_fver *v)
+{
+	if (s->nfv == s->fvcap)
+		return fver_push_grow(s, v);
+	s->fvt[s->nfv] = *v;
+	return s->nfv++;
+}
 uint32_t proc_lookup(struct fnet_state *s, int64_t pid);
 uint32_t proc_add(struct fnet_state *s, int64_t pid);
 void proc_remove(struct fnet_state *s, uint32_t pi);

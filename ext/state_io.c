@@ -111,7 +111,7 @@ uint32_t fnet_state_dump_fds(struct fnet_state *s, int64_t *out4, uint32_t cap)
 
 		if (!p->live)
 			continue;
-		for (uint32_t fd = 0; fd < p->fdcap && n < cap; fd++) {
+		for (uint32_t fd = 0; fd < p->fdhi && n < cap; fd++) {
 			uint32_t e = p->fds[fd];
 
 			if (!e)

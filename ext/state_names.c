@@ -127,28 +127,19 @@ static size_t normalize(const uint8_t *in, size_t n, uint8_t *out)
 	return o;
 }
 
-/* The absolute name of `name` for the process: as is when absolute, else joined to the cwd
- * (dirfd AT_FDCWD) or to dirfd's name; unchanged when the base is unknown. */
-uint32_t resolve_path(struct fnet_state *s, struct proc *p, int64_t dirfd, uint32_t name)
+/* The absolute name of `name` joined to the directory name `base` (an id; 0 = unknown),
+ * normalised; `name` unchanged when it is relative and the base is unknown or not absolute. */
+static uint32_t join_path(struct fnet_state *s, uint32_t base, uint32_t name)
 {
-	uint32_t nl, bl, base = 0;
+	uint32_t nl, bl;
 	const uint8_t *np, *bp;
 	uint8_t *tmp = s->scratch + 65536 + 32;
 
-	if (!name)
-		return 0;
 	np = st_get(s, name, &nl);
 	if (nl > 65535)
 		return name;
 	if (nl > 0 && np[0] == '/')
 		return st_intern(s, s->scratch, normalize(np, nl, s->scratch));
-	if (p && dirfd == AT_FDCWD_) {
-		base = p->v.cwd;
-	} else if (p) {
-		uint32_t fi = fd_lookup(p, dirfd);
-
-		base = fi ? s->fdi[fi].v.name : 0;
-	}
 	if (is_empty(s, base))
 		return name;
 	bp = st_get(s, base, &bl);
@@ -158,6 +149,37 @@ uint32_t resolve_path(struct fnet_state *s, struct proc *p, int64_t dirfd, uint3
 	tmp[bl] = '/';
 	memcpy(tmp + bl + 1, np, nl);
 	return st_intern(s, s->scratch, normalize(tmp, (size_t)bl + 1 + nl, s->scratch));
+}
+
+/* The absolute name of `name` for the process: as is when absolute, else joined to the cwd
+ * (dirfd AT_FDCWD) or to dirfd's name; unchanged when the base is unknown.  A pure function
+ * of the two ids, so memoised: a process opening relative names again and again (a build, a
+ * shell loop) costs a lookup, not a join and an intern. */
+uint32_t resolve_path(struct fnet_state *s, struct proc *p, int64_t dirfd, uint32_t name)
+{
+	uint32_t base = 0, out;
+
+	if (!name)
+		return 0;
+	if (p && dirfd == AT_FDCWD_) {
+		base = p->v.cwd;
+	} else if (p) {
+		uint32_t fi = fd_lookup(p, dirfd);
+
+		base = fi ? s->fdi[fi].v.name : 0;
+	}
+	struct memo_path *m = &s->mpath[((name * 2654435761u) ^ (base * 0x85ebca6bu)) >> 20 &
+					 (FNET_MEMO - 1)];
+
+	if (m->name == name && m->base == base)
+		return m->out;
+	out = join_path(s, base, name);
+	if (out) {		/* 0: out of memory, not a result to keep */
+		m->name = name;
+		m->base = base;
+		m->out = out;
+	}
+	return out;
 }
 
 /* fd.directory / fd.filename of a file or directory fd. */
