@@ -72,14 +72,12 @@ class CStringTable(_batch.StringTable):
         self._text = [None, ""]
         self.memo = {}
         self.carried = (0, 0)
-        self._nb = 0
-        self._nb_upto = 0
 
     def __len__(self) -> int:
         return _native.lib.fnet_strtab_count(self._t)
 
-    def _bytes_of(self, lo: int, hi: int) -> int:
-        return int(_native.lib.fnet_strtab_bytes(self._t, lo, hi))
+    def nbytes(self) -> int:
+        return int(_native.lib.fnet_strtab_nbytes(self._t))
 
     @staticmethod
     def _b(value) -> bytes:

@@ -38,6 +38,7 @@ struct fnet_strtab {
 	pthread_mutex_t lock;	/* every public function but the _locked ones takes it */
 	struct str_ent *ents;
 	uint32_t count, ents_cap;
+	uint64_t bytes;		/* sum of the strings' lengths */
 	struct slot *slots;
 	uint32_t mask;
 	struct chunk *arena;
@@ -245,6 +246,7 @@ uint32_t fnet_strtab_intern_locked(struct fnet_strtab *t, const uint8_t *p, uint
 	if (!copy)
 		return 0;
 	id = t->count++;
+	t->bytes += len;
 	t->ents[id].p = copy;
 	t->ents[id].len = len;
 	t->ents[id].hlo = (uint32_t)h;
@@ -284,6 +286,16 @@ uint32_t fnet_strtab_count(const struct fnet_strtab *t)
 
 	pthread_mutex_lock(strtab_mutex(t));
 	n = t->count;
+	pthread_mutex_unlock(strtab_mutex(t));
+	return n;
+}
+
+uint64_t fnet_strtab_nbytes(const struct fnet_strtab *t)
+{
+	uint64_t n;
+
+	pthread_mutex_lock(strtab_mutex(t));
+	n = t->bytes;
 	pthread_mutex_unlock(strtab_mutex(t));
 	return n;
 }

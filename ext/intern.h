@@ -33,6 +33,8 @@ void fnet_strtab_intern_many(struct fnet_strtab *t, const uint8_t *blob, const u
 uint32_t fnet_strtab_lookup(const struct fnet_strtab *t, const uint8_t *p, uint32_t len);
 /* Number of ids in use (including 0 and 1). */
 uint32_t fnet_strtab_count(const struct fnet_strtab *t);
+/* Total bytes of the interned strings (the byte cap of a rolling table, batch.py). */
+uint64_t fnet_strtab_nbytes(const struct fnet_strtab *t);
 /* Bytes of an id (NULL for 0 or out of range); *len receives the length. */
 const uint8_t *fnet_strtab_get(const struct fnet_strtab *t, uint32_t id, uint32_t *len);
 /* END CDEF */

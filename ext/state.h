@@ -227,8 +227,6 @@ uint32_t fnet_container_id(const uint8_t *cg, uint32_t len, uint8_t *out12);
  * interns into nt.  Returns the number of strings carried over (0 when nt is already the
  * state's table), -1 when out of memory (the state is then unchanged). */
 int fnet_state_rehome(struct fnet_state *s, struct fnet_strtab *nt);
-/* Total bytes of the strings with ids from..to-1 (for the byte cap of a rolling table). */
-uint64_t fnet_strtab_bytes(const struct fnet_strtab *t, uint32_t from, uint32_t to);
 /* END CDEF */
 
 #endif

@@ -7,12 +7,10 @@
  * batches keep their table; the state engine follows when it is first handed a batch of the
  * new table: fnet_state_rehome() re-interns every string id the state still holds (live
  * processes, live fd infos, the "host" id) into the new table through one old id -> new id
- * array, clears the memo caches of pure functions of ids (state_int.h: mdir, maddr, msock),
+ * array, clears the memo caches of pure functions of ids (state_int.h: mdir, maddr, msock,
+ * mpath),
  * invalidates the versions (gen, sgen) and from then on interns into the new table.  The pure
  * twin is collector/state/pure.py rehome().
- *
- * Also here: fnet_strtab_bytes (string bytes of an id range, for the byte cap) -- written on
- * the public intern.h interface so intern.c stays as it is.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -124,19 +122,9 @@ int fnet_state_rehome(struct fnet_state *s, struct fnet_strtab *nt)
 	memset(s->mdir, 0, sizeof(s->mdir));
 	memset(s->maddr, 0, sizeof(s->maddr));
 	memset(s->msock, 0, sizeof(s->msock));
+	memset(s->mpath, 0, sizeof(s->mpath));
 	s->strings = nt;
 	/* versions made so far hold old ids: start new tables (gen, sgen bumped) */
 	tables_reset(s);
 	return s->oom ? -1 : (int)(m.added & 0x7fffffff);
-}
-
-uint64_t fnet_strtab_bytes(const struct fnet_strtab *t, uint32_t from, uint32_t to)
-{
-	uint64_t sum = 0;
-	uint32_t len;
-
-	for (uint32_t i = from; i < to; i++)
-		if (fnet_strtab_get(t, i, &len))
-			sum += len;
-	return sum;
 }
