@@ -4,8 +4,10 @@
  *
  * Thread-safe: one mutex per table (decoder, state engine and Python threads share one).
  * Strings are copied into an append-only arena of chunks (pointers stay valid while the
- * table lives); the index is a power-of-two array of (hash tag, id) slots with linear
- * probing, grown at 50% load.  Hash: word-at-a-time xor-multiply plus a final mix (strtab_hash).
+ * table lives), each behind its 4-byte id; the index is a power-of-two array of (string,
+ * hash tag, length) slots with linear probing, grown at 50% load, so a lookup that hits
+ * touches two lines: its slot and the string (with its id in front).  Hash: word-at-a-time
+ * xor-multiply plus a final mix (strtab_hash).
  */
 #include <pthread.h>
 #include <stdlib.h>
@@ -21,12 +23,21 @@ struct str_ent {
 	uint32_t hlo;	/* low half of the hash: the slot index, kept for growing */
 };
 
-/* 8 bytes, so twice as many slots share a cache line as with a full hash: the high half
- * of the hash filters out nearly every non-matching entry before the string is touched. */
+/* The high half of the hash and the length filter out nearly every non-matching entry
+ * before the string is touched; the id is read from in front of the string. */
 struct slot {
-	uint32_t tag;	/* high half of the hash */
-	uint32_t id;	/* 0 = empty slot */
+	const uint8_t *p;	/* the string in the arena, NULL = empty slot */
+	uint32_t tag;		/* high half of the hash */
+	uint32_t len;
 };
+
+static inline uint32_t arena_id(const uint8_t *p)
+{
+	uint32_t id;
+
+	memcpy(&id, p - 4, 4);
+	return id;
+}
 
 struct chunk {
 	struct chunk *next;
@@ -83,12 +94,14 @@ strtab_hash(const uint8_t *p, uint32_t len)
 	return mix64(h) | 1; /* never 0 */
 }
 
-static const uint8_t *arena_copy(struct fnet_strtab *t, const uint8_t *p, uint32_t len)
+/* Copy a string into the arena behind its id; its address there. */
+static const uint8_t *arena_copy(struct fnet_strtab *t, const uint8_t *p, uint32_t len,
+				 uint32_t id)
 {
 	struct chunk *c = t->arena;
 
-	if (!c || c->cap - c->used < len) {
-		size_t cap = len > ARENA_CHUNK ? len : ARENA_CHUNK;
+	if (!c || c->cap - c->used < (size_t)len + 8) {
+		size_t cap = (size_t)len + 8 > ARENA_CHUNK ? (size_t)len + 8 : ARENA_CHUNK;
 
 		c = malloc(sizeof(*c) + cap);
 		if (!c)
@@ -98,11 +111,12 @@ static const uint8_t *arena_copy(struct fnet_strtab *t, const uint8_t *p, uint32
 		c->cap = cap;
 		t->arena = c;
 	}
-	uint8_t *dst = c->data + c->used;
+	uint8_t *dst = c->data + c->used + 4;
 
+	memcpy(dst - 4, &id, 4);
 	if (len)
 		memcpy(dst, p, len);
-	c->used += len;
+	c->used = (c->used + 4 + len + 3) & ~(size_t)3;	/* the next id stays aligned */
 	return dst;
 }
 
@@ -116,11 +130,11 @@ static int strtab_grow(struct fnet_strtab *t)
 	for (uint32_t i = 0; i <= t->mask; i++) {
 		struct slot s = t->slots[i];
 
-		if (!s.id)
+		if (!s.p)
 			continue;
-		uint32_t j = t->ents[s.id].hlo & (ncap - 1);
+		uint32_t j = t->ents[arena_id(s.p)].hlo & (ncap - 1);
 
-		while (ns[j].id)
+		while (ns[j].p)
 			j = (j + 1) & (ncap - 1);
 		ns[j] = s;
 	}
@@ -139,16 +153,12 @@ strtab_find(const struct fnet_strtab *t, const uint8_t *p, uint32_t len,
 	for (;;) {
 		const struct slot *s = &t->slots[j];
 
-		if (!s->id) {
+		if (!s->p) {
 			*slot_out = j;
 			return 0;
 		}
-		if (s->tag == (uint32_t)(h >> 32)) {
-			const struct str_ent *e = &t->ents[s->id];
-
-			if (e->len == len && fnet_bytes_eq(e->p, p, len))
-				return s->id;
-		}
+		if (s->tag == (uint32_t)(h >> 32) && s->len == len && fnet_bytes_eq(s->p, p, len))
+			return arena_id(s->p);
 		j = (j + 1) & t->mask;
 	}
 }
@@ -225,7 +235,7 @@ uint32_t fnet_strtab_intern(struct fnet_strtab *t, const uint8_t *p, uint32_t le
 uint32_t fnet_strtab_intern_locked(struct fnet_strtab *t, const uint8_t *p, uint32_t len)
 {
 	uint64_t h = strtab_hash(p, len);
-	uint32_t slot;
+	uint32_t slot = 0;
 	uint32_t id = strtab_find(t, p, len, h, &slot);
 
 	if (id)
@@ -241,7 +251,7 @@ uint32_t fnet_strtab_intern_locked(struct fnet_strtab *t, const uint8_t *p, uint
 		t->ents = ne;
 		t->ents_cap = ncap;
 	}
-	const uint8_t *copy = arena_copy(t, p, len);
+	const uint8_t *copy = arena_copy(t, p, len, t->count);
 
 	if (!copy)
 		return 0;
@@ -250,8 +260,9 @@ uint32_t fnet_strtab_intern_locked(struct fnet_strtab *t, const uint8_t *p, uint
 	t->ents[id].p = copy;
 	t->ents[id].len = len;
 	t->ents[id].hlo = (uint32_t)h;
+	t->slots[slot].p = copy;
 	t->slots[slot].tag = (uint32_t)(h >> 32);
-	t->slots[slot].id = id;
+	t->slots[slot].len = len;
 	if ((uint64_t)t->count * 2 > t->mask + 1 && strtab_grow(t) < 0) {
 		/* The entry is stored; the index just stays denser until the next attempt
 		 * (inserts are refused above 7/8 load, so probing always ends). */

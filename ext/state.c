@@ -140,6 +140,21 @@ const uint8_t *st_get(const struct fnet_state *s, uint32_t id, uint32_t *len)
 
 /* ---- version tables ---------------------------------------------------------------------- */
 
+/* Like grow(), for slabs of 64-byte aligned structs (realloc keeps only 16). */
+static void *grow_aligned(void *p, uint32_t *cap, uint32_t used, size_t elem)
+{
+	uint32_t ncap = *cap ? *cap * 2 : 1024;
+	void *n = aligned_alloc(64, (size_t)ncap * elem);
+
+	if (!n)
+		return NULL;
+	if (p)
+		memcpy(n, p, (size_t)used * elem);
+	free(p);
+	*cap = ncap;
+	return n;
+}
+
 static void *grow(void *p, uint32_t *cap, size_t elem)
 {
 	uint32_t ncap = *cap ? *cap * 2 : 1024;
@@ -403,7 +418,8 @@ uint32_t proc_add(struct fnet_state *s, int64_t pid)
 		s->proc_free = s->procs[pi].next_free;
 	} else {
 		if (s->procs_used >= s->procs_cap) {
-			void *n = grow(s->procs, &s->procs_cap, sizeof(*s->procs));
+			void *n = grow_aligned(s->procs, &s->procs_cap, s->procs_used,
+					       sizeof(*s->procs));
 
 			if (!n) {
 				s->oom = 1;
@@ -483,10 +499,11 @@ void proc_remove(struct fnet_state *s, uint32_t pi)
 
 struct fnet_state *fnet_state_new(struct fnet_strtab *strings, const struct fnet_state_opts *opts)
 {
-	struct fnet_state *s = calloc(1, sizeof(*s));
+	struct fnet_state *s = aligned_alloc(64, sizeof(*s));	/* the tid cache is aligned */
 
 	if (!s)
 		return NULL;
+	memset(s, 0, sizeof(*s));
 	s->strings = strings;
 	s->opts.max_procs = 65536;
 	s->opts.max_threads = 262144;

@@ -117,7 +117,7 @@ static uint32_t resolve(struct fnet_state *s, int64_t tid, int64_t pid)
 {
 	struct tcache_ent *c = &s->tcache[(uint64_t)tid & (FNET_TCACHE - 1)];
 
-	if (c->tid == tid && c->pid == pid && c->pi && c->sgen == s->sgen &&
+	if (c->tid == tid && c->pid == pid && c->pi && c->sgen == (uint32_t)s->sgen &&
 	    s->procs[c->pi].serial == c->serial && s->procs[c->pi].live)
 		return c->pi;
 	uint32_t pi = thread_set(s, tid, pid);
@@ -126,7 +126,7 @@ static uint32_t resolve(struct fnet_state *s, int64_t tid, int64_t pid)
 	c->pid = pid;
 	c->pi = pi;
 	c->serial = pi ? s->procs[pi].serial : 0;
-	c->sgen = s->sgen;
+	c->sgen = (uint32_t)s->sgen;
 	return pi;
 }
 

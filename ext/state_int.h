@@ -26,7 +26,8 @@ struct hmap {
 };
 
 struct proc {
-	/* hot: read for every event of the process (one cache line) */
+	/* hot: read for every event of the process (the first cache line: the slab is
+	 * allocated 64-byte aligned and the struct is 3 lines long) */
 	uint64_t vgen;
 	uint64_t serial;	/* which process lives in this slot */
 	uint32_t *fds;		/* fd -> fd info index | FNET_FD_CLOEXEC, 0 = closed/unknown */
@@ -34,12 +35,14 @@ struct proc {
 	uint32_t fdhi;		/* fds[fdhi..fdcap) are all 0: loops over fds stop there */
 	uint32_t vid;		/* version in the current tables when vgen == state gen */
 	uint32_t live;
-	uint32_t nthreads;
+	union {
+		uint32_t nthreads;	/* live slot */
+		uint32_t next_free;	/* slot on the free list */
+	};
 	uint32_t nchildren;
-	uint32_t next_free;
 	/* identity; parent/sname/vpgid_* are filled in versions only */
 	struct fnet_pver v;
-};
+} __attribute__((aligned(64)));
 
 /* 64 bytes: one cache line per fd info (the slab is allocated 64-byte aligned) */
 struct fdinfo {
@@ -57,10 +60,10 @@ struct fdinfo {
 struct tcache_ent {
 	int64_t tid;
 	int64_t pid;
-	uint32_t pi;
 	uint64_t serial;
-	uint64_t sgen;
-};
+	uint32_t pi;
+	uint32_t sgen;		/* low half of the state's sgen: the serial check covers a wrap */
+} __attribute__((aligned(32)));
 
 /* memo caches of pure functions of string ids (ids are stable for the table's life) */
 #define FNET_MEMO 4096
@@ -91,7 +94,7 @@ struct fnet_state {
 	struct fnet_fver *fvt;
 	uint32_t nfv, fvcap;
 
-	struct tcache_ent tcache[FNET_TCACHE];
+	struct tcache_ent tcache[FNET_TCACHE] __attribute__((aligned(64)));
 	struct memo_dir mdir[FNET_MEMO];
 	struct memo_addr maddr[FNET_MEMO];
 	struct memo_sock msock[FNET_MEMO];
