@@ -342,10 +342,12 @@ class Rollover:
 class Decoder(Rollover):
     """Pure twin of the C decoder object: ``decode(buf, first_num)`` -> (EventBatch, stats).
 
-    The batch is valid until the next ``decode`` call on this decoder (the C twin reuses its
-    column buffers; this one happens not to, but callers must not rely on that).  Optional
-    string table caps: see :class:`Rollover`.
+    Batches own their columns (fresh arrays per decode), as the C twin's do
+    (``batches_owned``: a pipeline need not copy them).  Optional string table caps: see
+    :class:`Rollover`.
     """
+
+    batches_owned = True
 
     def __init__(self, strings: StringTable | None = None, max_ids: int = 0,
                  max_bytes: int = 0) -> None:

@@ -17,9 +17,11 @@ Entry points (each part adds its own, documented where it is implemented):
     Decoder(strings=None, max_ids=0, max_bytes=0)
         ``.decode(buf, first_num=1) -> (EventBatch, DecodeStats)``: one pass over a buffer of
         ABI records (bytes, bytearray, memoryview or uint8 array).  Rows are numbered
-        first_num, first_num + 1, ...  The batch's columns are views of the decoder's reused
-        buffers: **valid until the next decode() on the same decoder**; ``batch.copy()`` to
-        keep it.  Skips and framing errors are in DecodeStats (collector.decode_py), the
+        first_num, first_num + 1, ...  ``Decoder.batches_owned`` says how long a batch's
+        columns stay valid: True (C) for as long as the batch is referenced (the decoder
+        reuses only column buffers no batch refers to any more), False (pure) until the next
+        decode() on the same decoder (``batch.copy()`` to keep it).  Skips and framing
+        errors are in DecodeStats (collector.decode_py), the
         contract is in ext/decode.h.  ``strings`` must come from this module's StringTable.
         With a cap (ids / bytes of strings) the decoder switches ``.strings`` to a fresh table
         between batches once the current one is over it (live sources; collector.decode_py
@@ -32,6 +34,7 @@ Entry points (each part adds its own, documented where it is implemented):
 from __future__ import annotations
 
 import os
+import sys
 
 import numpy as np
 
@@ -152,10 +155,50 @@ class CStringTable(_batch.StringTable):
 _NAMES = list(BASE_COLUMNS)
 
 
+class _ColumnSet:
+    """One set of base columns for ``cap`` rows, carved from one buffer, and the C struct
+    pointing at them.  The set is free when nothing but itself refers to the buffer: every
+    numpy view of a column (a batch's ``arr[:n]``, a view of that view) holds a reference to
+    the buffer, so its reference count says whether any batch still uses the set."""
+
+    __slots__ = ("arrays", "base", "c", "cap", "idle_refs")
+
+    def __init__(self, cap: int) -> None:
+        ffi = _native.ffi
+        sizes = [cap * np.dtype(dt).itemsize for dt in BASE_COLUMNS.values()]
+        self.base = np.empty(sum(-(-s // 64) * 64 for s in sizes), np.uint8)
+        self.arrays: dict[str, np.ndarray] = {}
+        self.c = c = ffi.new("struct fnet_columns *")
+        off = 0
+        for (k, dt), size in zip(BASE_COLUMNS.items(), sizes):
+            arr = self.base[off:off + size].view(dt)
+            off += -(-size // 64) * 64
+            self.arrays[k] = arr
+            ptr = ffi.cast(f"{_CTYPE[arr.dtype.str]} *", arr.ctypes.data)
+            if k[0] in "av" and k[1:].isdigit():
+                getattr(c, k[0])[int(k[1:])] = ptr
+            else:
+                setattr(c, k, ptr)
+        c.cap = self.cap = cap
+        self.idle_refs = self._refs()
+
+    def _refs(self) -> int:
+        return sys.getrefcount(self.base)
+
+    def free(self) -> bool:
+        return self._refs() <= self.idle_refs
+
+
 class CDecoder(Rollover):
-    """ABI records -> EventBatch through ext/decode.c, into column buffers it owns and reuses
-    (see the module doc: a batch is valid until the next decode()).  With a cap (max_ids /
-    max_bytes) it rolls over to a fresh table between batches (decode_py.Rollover)."""
+    """ABI records -> EventBatch through ext/decode.c.  Batches own their columns (see the
+    module doc): each decode writes into a column set no batch refers to any more, from a
+    pool of POOL sets, or into a new one when all are in use (a consumer holding batches).
+    So a pipeline needs no copy of each batch, and a set's pages are reused warm.  With a cap
+    (max_ids / max_bytes) it rolls over to a fresh table between batches
+    (decode_py.Rollover)."""
+
+    POOL = 4
+    batches_owned = True
 
     def __init__(self, strings: CStringTable | None = None, max_ids: int = 0,
                  max_bytes: int = 0) -> None:
@@ -167,26 +210,23 @@ class CDecoder(Rollover):
             raise TypeError("the C decoder needs a collector.native.StringTable "
                             f"(C-backed), got {type(strings).__name__}")
         self.strings = strings
-        self._cap = 0
-        self._arrays: dict[str, np.ndarray] = {}
-        self._ccols = _native.ffi.new("struct fnet_columns *")
+        self._pool: list[_ColumnSet] = []
         self._cstats = _native.ffi.new("struct fnet_decode_stats *")
 
-    def _ensure(self, rows: int) -> None:
-        if rows <= self._cap:
-            return
-        cap = max(rows, 1024, self._cap * 2)
-        ffi = _native.ffi
-        self._arrays = {k: np.empty(cap, dt) for k, dt in BASE_COLUMNS.items()}
-        c = self._ccols
-        for k, arr in self._arrays.items():
-            ptr = ffi.cast(f"{_CTYPE[arr.dtype.str]} *", arr.ctypes.data)
-            if k[0] in "av" and k[1:].isdigit():
-                getattr(c, k[0])[int(k[1:])] = ptr
-            else:
-                setattr(c, k, ptr)
-        c.cap = cap
-        self._cap = cap
+    def _columns(self, rows: int) -> _ColumnSet:
+        """A column set for at least ``rows`` rows that no batch uses."""
+        small = None
+        for s in self._pool:
+            if s.free():
+                if s.cap >= rows:
+                    return s
+                small = s
+        s = _ColumnSet(max(rows, 1024))
+        if small is not None:               # a free set too small: replaced
+            self._pool[self._pool.index(small)] = s
+        elif len(self._pool) < self.POOL:
+            self._pool.append(s)
+        return s                            # else unpooled: freed with its last batch
 
     def _stats(self) -> DecodeStats:
         s = self._cstats
@@ -203,14 +243,14 @@ class CDecoder(Rollover):
         or (None, stats, info) once the source is gone and drained.  info["records"] counts
         every record taken (rows + skipped), so 0 rows with records > 0 is progress."""
         self._roll()
-        self._ensure(max_bytes // _native.lib.FNET_HDR_SIZE + 1)
+        cs = self._columns(max_bytes // _native.lib.FNET_HDR_SIZE + 1)
         n = _native.lib.fnet_reader_decode(reader._r, max_bytes, first_num, self.strings._t,
-                                           self._ccols, self._cstats, reader._info)
+                                           cs.c, self._cstats, reader._info)
         info = reader.info_dict()
         stats = self._stats()
         if n == _native.lib.FNET_RING_GONE:
             return None, stats, info
-        return EventBatch({k: arr[:n] for k, arr in self._arrays.items()}, self.strings), \
+        return EventBatch({k: arr[:n] for k, arr in cs.arrays.items()}, self.strings), \
             stats, info
 
     def decode(self, buf, first_num: int = 1) -> tuple[EventBatch, DecodeStats]:
@@ -220,12 +260,11 @@ class CDecoder(Rollover):
         mv = memoryview(buf)
         size = mv.nbytes
         self._roll()
-        self._ensure(size // _native.lib.FNET_HDR_SIZE + 1)
+        cs = self._columns(size // _native.lib.FNET_HDR_SIZE + 1)
         src = ffi.from_buffer("uint8_t[]", mv) if size else ffi.NULL
-        n = _native.lib.fnet_decode(src, size, first_num, self.strings._t, self._ccols,
-                                    self._cstats)
+        n = _native.lib.fnet_decode(src, size, first_num, self.strings._t, cs.c, self._cstats)
         stats = self._stats()
-        cols = {k: arr[:n] for k, arr in self._arrays.items()}
+        cols = {k: arr[:n] for k, arr in cs.arrays.items()}
         return EventBatch(cols, self.strings), stats
 
 

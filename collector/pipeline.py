@@ -126,7 +126,8 @@ class Pipeline:
             for batch in self.source.batches():
                 if self._stopping.is_set():
                     break
-                item = batch.copy()
+                # decoders that reuse their buffers need a copy; owned batches go as they are
+                item = batch if getattr(self.source, "batches_owned", False) else batch.copy()
                 if not self.drop_when_full:
                     self._put(item)
                     continue

@@ -202,18 +202,33 @@ def test_buffer_kinds(impl):
 
 
 @pytest.mark.skipif(not HAVE_C, reason="C extension not built")
-def test_c_decoder_reuses_buffers():
+def test_c_decoder_batches_own_their_columns():
+    """A batch stays valid while referenced; the decoder reuses only column sets that no
+    batch (nor any view of one) refers to any more, and keeps at most POOL of them."""
     t = native.CStringTable()
     d = native.CDecoder(t)
+    assert d.batches_owned and native.Decoder(t).batches_owned
     b1, _ = d.decode(OPEN * 3, 1)
-    kept = b1.copy()
     b2, _ = d.decode(CLOSE, 4)
     assert b2.n == 1 and b2["num"].tolist() == [4]
-    assert np.shares_memory(b1["type"], b2["type"])        # documented: valid until next call
-    assert kept["type"].tolist() == [abi.EV["OPENAT"]] * 3
-    big = CLOSE * 5000                                      # grows past the first capacity
-    b3, s3 = d.decode(big, 5)
-    assert b3.n == 5000 and s3.records == 5000 and b3["num"][-1] == 5004
+    assert not np.shares_memory(b1["type"], b2["type"])
+    assert b1["type"].tolist() == [abi.EV["OPENAT"]] * 3     # not overwritten by b2
+    first = b1["type"].ctypes.data
+    view = b1["ts"][1:]                     # a view of a column keeps the whole set in use
+    del b1
+    b3, _ = d.decode(CLOSE * 2, 5)
+    assert b3["type"].ctypes.data != first and view.tolist() == [1000, 1000]
+    del view
+    b4, _ = d.decode(CLOSE, 7)              # the first set is free again: reused
+    assert b4["type"].ctypes.data == first and b4["num"].tolist() == [7]
+    held = [d.decode(CLOSE, 8 + i)[0] for i in range(2 * d.POOL)]   # a consumer holding all
+    assert len(d._pool) == d.POOL
+    assert [b["num"][0] for b in held] == list(range(8, 8 + 2 * d.POOL))
+    assert len({b["num"].ctypes.data for b in held}) == len(held)
+    big = CLOSE * 5000                      # more rows than any set: a bigger one
+    b5, s5 = d.decode(big, 100)
+    assert b5.n == 5000 and s5.records == 5000 and b5["num"][-1] == 5099
+    assert b4["num"].tolist() == [7] and b3["num"].tolist() == [5, 6]
     with pytest.raises(TypeError):
         native.CDecoder(batch.StringTable())
 

@@ -44,6 +44,9 @@ class Source:
     # True when _batches() itself ends after stop(), having yielded what it still held
     # (the live source drains the kernel's rings): batches() then does not cut it short.
     drains_after_stop = False
+    # True when every batch owns its columns (no later batch overwrites them): the pipeline
+    # then hands batches to the engine thread as they are instead of copying each one.
+    batches_owned = False
 
     def __init__(self) -> None:
         self.strings: StringTable | None = None
