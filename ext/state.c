@@ -202,7 +202,6 @@ void tables_reset(struct fnet_state *s)
 	pver_push(s, &zp);
 	fver_push(s, &zf);
 	s->gen++;
-	s->sgen++;
 }
 
 uint32_t fd_version_new(struct fnet_state *s, uint32_t fi)

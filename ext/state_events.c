@@ -121,11 +121,13 @@ static uint32_t resolve(struct fnet_state *s, int64_t tid, int64_t pid)
 	    s->procs[c->pi].serial == c->serial && s->procs[c->pi].live)
 		return c->pi;
 	uint32_t pi = thread_set(s, tid, pid);
+	/* a thread the table could not take (threads cap) is not cached: tried again */
+	uint32_t keep = hm_get(&s->tidmap, (uint64_t)tid) == (uint32_t)(pid + 1) ? pi : 0;
 
 	c->tid = tid;
 	c->pid = pid;
-	c->pi = pi;
-	c->serial = pi ? s->procs[pi].serial : 0;
+	c->pi = keep;
+	c->serial = keep ? s->procs[keep].serial : 0;
 	c->sgen = (uint32_t)s->sgen;
 	return pi;
 }

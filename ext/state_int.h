@@ -56,7 +56,8 @@ struct fdinfo {
 
 /* tid -> process slot, valid while the slot still holds the same process (serial, live)
  * and nothing changed this tid's thread entry (thread_set / exit forget the tid's slot);
- * sgen resets it all (batch start, seeding). */
+ * sgen resets it all (seeding replaces the tables).  Batches do not reset it: a batch
+ * boundary changes no tid -> process mapping. */
 struct tcache_ent {
 	int64_t tid;
 	int64_t pid;

@@ -9,7 +9,7 @@
  * processes, live fd infos, the "host" id) into the new table through one old id -> new id
  * array, clears the memo caches of pure functions of ids (state_int.h: mdir, maddr, msock,
  * mpath),
- * invalidates the versions (gen, sgen) and from then on interns into the new table.  The pure
+ * invalidates the versions (gen) and from then on interns into the new table.  The pure
  * twin is collector/state/pure.py rehome().
  */
 #include <stdlib.h>
@@ -124,7 +124,7 @@ int fnet_state_rehome(struct fnet_state *s, struct fnet_strtab *nt)
 	memset(s->msock, 0, sizeof(s->msock));
 	memset(s->mpath, 0, sizeof(s->mpath));
 	s->strings = nt;
-	/* versions made so far hold old ids: start new tables (gen, sgen bumped) */
+	/* versions made so far hold old ids: start new tables (gen bumped) */
 	tables_reset(s);
 	return s->oom ? -1 : (int)(m.added & 0x7fffffff);
 }
