@@ -7,9 +7,10 @@
  * table lives), each behind its 4-byte id; the index is a power-of-two array of (string,
  * hash tag, length) slots with linear probing, grown at 50% load, so a lookup that hits
  * touches two lines: its slot and the string (with its id in front).  Hash: word-at-a-time
- * xor-multiply plus a final mix (strtab_hash).
+ * multiply-fold with a per-table secret seed, plus a final mix (strtab_hash).
  */
 #include <pthread.h>
+#include <sys/auxv.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -53,11 +54,26 @@ struct fnet_strtab {
 	struct slot *slots;
 	uint32_t mask;
 	struct chunk *arena;
+	uint64_t seed;		/* secret per table (table_seed) */
 };
 
-/* 8 bytes per step (xor-multiply per word, then a final avalanche): strings here
- * are paths, names and socket addresses of 4..200 bytes, where byte-at-a-time FNV-1a spent
- * most of the decoder's time. */
+/* 8 bytes per step, then a final avalanche: strings here are paths, names and socket
+ * addresses of 4..200 bytes, where byte-at-a-time FNV-1a spent most of the decoder's time.
+ *
+ * The names are chosen by the monitored users, so the hash must not let them pick names that
+ * share one probe chain (every lookup of them would walk it: the decoder slows down until
+ * the rings overflow).  A per-word xor-multiply does: a difference in a word's top bit
+ * survives the multiply unchanged, whatever the seed, and the next word cancels it.  So each
+ * word goes through a 64x64->128 multiply folded back (high half xor low half), whose output
+ * difference depends on the carries, hence on the secret state, and the state starts from a
+ * secret per-table seed.  tests/test_intern_hash.py holds the crafted names. */
+static inline uint64_t fold_mul(uint64_t a, uint64_t b)
+{
+	__uint128_t r = (__uint128_t)a * b;
+
+	return (uint64_t)r ^ (uint64_t)(r >> 64);
+}
+
 static inline uint64_t mix64(uint64_t h)
 {
 	h ^= h >> 32;
@@ -66,10 +82,12 @@ static inline uint64_t mix64(uint64_t h)
 	return h;
 }
 
+#define HASH_K 0x9e3779b97f4a7c15ULL
+
 static inline __attribute__((always_inline)) uint64_t
-strtab_hash(const uint8_t *p, uint32_t len)
+strtab_hash(uint64_t seed, const uint8_t *p, uint32_t len)
 {
-	uint64_t h = 0x9e3779b97f4a7c15ULL ^ ((uint64_t)len * 0xff51afd7ed558ccdULL);
+	uint64_t h = seed ^ ((uint64_t)len * 0xff51afd7ed558ccdULL);
 	uint64_t w;
 
 	if (len >= 8) {
@@ -78,7 +96,7 @@ strtab_hash(const uint8_t *p, uint32_t len)
 		 * length is in the seed) */
 		for (uint32_t i = 0; i + 8 < len; i += 8) {
 			memcpy(&w, p + i, 8);
-			h = (h ^ w) * 0x100000001b3ULL; /* a bijection of h for each w */
+			h = fold_mul(h ^ w, HASH_K);
 		}
 		memcpy(&w, p + len - 8, 8);
 	} else if (len >= 4) { /* two overlapping 4-byte loads */
@@ -90,8 +108,26 @@ strtab_hash(const uint8_t *p, uint32_t len)
 	} else {
 		w = len ? (uint64_t)p[0] | ((uint64_t)p[len >> 1] << 8) | ((uint64_t)p[len - 1] << 16) : 0;
 	}
-	h = (h ^ w) * 0x100000001b3ULL;
+	h = fold_mul(h ^ w, HASH_K);
 	return mix64(h) | 1; /* never 0 */
+}
+
+/* A seed no one outside the process can know: the kernel's 16 random bytes given to every
+ * exec (AT_RANDOM, also behind the stack protector's canary), mixed with the table's address
+ * and a counter so that tables differ. */
+static uint64_t table_seed(const void *t)
+{
+	static uint64_t tables;
+	const uint8_t *r = (const uint8_t *)getauxval(AT_RANDOM);
+	uint64_t a = 0, b = 0;
+
+	if (r) {
+		memcpy(&a, r, 8);
+		memcpy(&b, r + 8, 8);
+	}
+	a ^= (uint64_t)(uintptr_t)t;
+	b += __atomic_add_fetch(&tables, 1, __ATOMIC_RELAXED) * HASH_K;
+	return fold_mul(a ^ HASH_K, b | 1) ^ mix64(a + b);
 }
 
 /* Copy a string into the arena behind its id; its address there. */
@@ -173,6 +209,7 @@ struct fnet_strtab *fnet_strtab_new(void)
 		free(t);
 		return NULL;
 	}
+	t->seed = table_seed(t);
 	t->ents_cap = 1024;
 	t->ents = calloc(t->ents_cap, sizeof(*t->ents));
 	t->mask = 2047;
@@ -234,7 +271,7 @@ uint32_t fnet_strtab_intern(struct fnet_strtab *t, const uint8_t *p, uint32_t le
 
 uint32_t fnet_strtab_intern_locked(struct fnet_strtab *t, const uint8_t *p, uint32_t len)
 {
-	uint64_t h = strtab_hash(p, len);
+	uint64_t h = strtab_hash(t->seed, p, len);
 	uint32_t slot = 0;
 	uint32_t id = strtab_find(t, p, len, h, &slot);
 
@@ -282,7 +319,7 @@ void fnet_strtab_intern_many(struct fnet_strtab *t, const uint8_t *blob, const u
 
 uint32_t fnet_strtab_lookup(const struct fnet_strtab *t, const uint8_t *p, uint32_t len)
 {
-	uint64_t h = strtab_hash(p, len);
+	uint64_t h = strtab_hash(t->seed, p, len);
 	uint32_t slot, id;
 
 	pthread_mutex_lock(strtab_mutex(t));
@@ -309,6 +346,24 @@ uint64_t fnet_strtab_nbytes(const struct fnet_strtab *t)
 	n = t->bytes;
 	pthread_mutex_unlock(strtab_mutex(t));
 	return n;
+}
+
+uint32_t fnet_strtab_max_probe(const struct fnet_strtab *t)
+{
+	uint32_t worst = 0;
+
+	pthread_mutex_lock(strtab_mutex(t));
+	for (uint32_t j = 0; j <= t->mask; j++) {
+		const struct slot *s = &t->slots[j];
+
+		if (s->p) {
+			uint32_t d = (j - t->ents[arena_id(s->p)].hlo) & t->mask;
+
+			worst = d > worst ? d : worst;
+		}
+	}
+	pthread_mutex_unlock(strtab_mutex(t));
+	return worst;
 }
 
 const uint8_t *fnet_strtab_get(const struct fnet_strtab *t, uint32_t id, uint32_t *len)

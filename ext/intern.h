@@ -35,6 +35,9 @@ uint32_t fnet_strtab_lookup(const struct fnet_strtab *t, const uint8_t *p, uint3
 uint32_t fnet_strtab_count(const struct fnet_strtab *t);
 /* Total bytes of the interned strings (the byte cap of a rolling table, batch.py). */
 uint64_t fnet_strtab_nbytes(const struct fnet_strtab *t);
+/* Longest probe of the index: slots between an entry's home slot and where it sits (a
+ * health check of the hash: small for any input, see tests/test_intern_hash.py). */
+uint32_t fnet_strtab_max_probe(const struct fnet_strtab *t);
 /* Bytes of an id (NULL for 0 or out of range); *len receives the length. */
 const uint8_t *fnet_strtab_get(const struct fnet_strtab *t, uint32_t id, uint32_t *len);
 /* END CDEF */
