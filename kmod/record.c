@@ -325,13 +325,15 @@ void fnet_put_fd_path(struct fnet_rec *r, int slot, int fd, u64 *dev, u64 *ino)
 }
 
 /* The current working directory.  fs->lock (a spinlock) keeps pwd stable without taking a
- * reference, so nothing has to be put (path_put() may sleep). */
+ * reference, so nothing has to be put (path_put() may sleep).  On PREEMPT_RT that lock is a
+ * sleeping lock and a record is written with preemption disabled: the part stays empty there
+ * (the ABI says so; userspace keeps the cwd it tracked from the snapshot, fork and chdir). */
 void fnet_put_cwd(struct fnet_rec *r, int slot)
 {
 	struct fs_struct *fs = current->fs;
 	struct path pwd;
 
-	if (!fs) {
+	if (!fs || IS_ENABLED(CONFIG_PREEMPT_RT)) {
 		fnet_part_done(r, slot, 0);
 		return;
 	}

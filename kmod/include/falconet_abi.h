@@ -278,6 +278,8 @@ static inline __u64 fnet_layout_hash(void)
  *     when mounted and the task is not in its root, else cgroup v2), cut at the front with
  *     FNET_RF_TRUNC when too long; empty = unknown (no CONFIG_CGROUPS, PREEMPT_RT).  Records
  *     converted from .scap put Falco's `cgroups` list (NUL-separated subsys=path) here.
+ *   - `cwd` (execve): d_path() of the task's working directory; empty = unknown (PREEMPT_RT,
+ *     where the lock that pins it sleeps; userspace keeps the cwd it tracked).
  * Lifecycle records (category PROC):
  *   PROC_FORK  from sched_process_fork, written by the parent: tid/pid = parent;
  *              a0 = child tid, a1 = child tgid, a2 = clone flags (CLONE_THREAD etc. when

@@ -22,9 +22,11 @@ EXPECT = []
 CONTAINERS = []     # execs inside container-like cgroups: pid, expected path and container.id
 CG2 = "/sys/fs/cgroup"              # cgroup2, mounted by guest_test.sh
 CPUSET_V1 = "/run/falconet-cpuset"  # a cgroup v1 cpuset hierarchy, mounted here
-# On PREEMPT_RT the module leaves EXECVE's cgroup slot empty (the kernfs lock sleeps there)
+# On PREEMPT_RT the module leaves EXECVE's cgroup and cwd slots empty (the kernfs lock and
+# fs->lock sleep there)
 RT = "PREEMPT_RT" in os.uname().version
 ROOT_CG = "" if RT else "/"
+SH_CWD = "" if RT else "/dev"     # the working directory the shell below is started in
 
 
 def expect(what, type_, who, **fields):
@@ -110,12 +112,12 @@ def main(out: str, storm: str) -> None:
     # 1. exec of a shell
     p = subprocess.run(["/bin/sh", "-c", "echo falconet-shell"], capture_output=True)
     assert p.stdout == b"falconet-shell\n"
-    sh = subprocess.Popen(["/bin/sh", "-c", "exit 3"])
+    sh = subprocess.Popen(["/bin/sh", "-c", "exit 3"], cwd="/dev")
     sh.wait()
     # the guest's processes are all in the root cgroup: cgroup "/", container.id "host"
     expect("exec of a shell", "execve", sh.pid, ret=0, filename="/bin/sh",
            args="/bin/sh\0-c\0exit 3", exepath="/usr/bin/dash|/bin/dash|/usr/bin/bash|/bin/bash",
-           comm="sh", cgroup=ROOT_CG)
+           comm="sh", cgroup=ROOT_CG, cwd=SH_CWD)
     expect("shell exit status", "procexit", sh.pid, ret=3 << 8, last=1)
     expect("fork of the shell", "procfork", ME, child_pid=sh.pid)
     # a failed exec is recorded at sys_exit with the arguments as passed
