@@ -34,7 +34,6 @@ import numpy as np
 NA = 0          # string id of an absent value (Falco's <NA>)
 EMPTY = 1       # string id of b""
 _INTERN_LOCK = threading.Lock()
-_NBYTES_LOCK = threading.Lock()
 
 #: Default caps of a live source's string table (whichever is reached first); 0 = never roll.
 DEFAULT_STRINGS_MAX_IDS = 1 << 22
@@ -62,15 +61,13 @@ class StringTable:
     tables) follows ``batch.strings`` when it changes.
     """
 
-    __slots__ = ("_bytes", "_ids", "_nb", "_nb_upto", "_text", "carried", "memo",
-                 "__weakref__")
+    __slots__ = ("_bytes", "_ids", "_nb", "_text", "carried", "memo", "__weakref__")
 
     def __init__(self) -> None:
         #: (ids, bytes) the state engine carried over into this table when it re-homed
         #: (a table is not rolled over before it has doubled that: see rollover_due).
         self.carried = (0, 0)
-        self._nb = 0            # string bytes of ids below _nb_upto (nbytes(), incremental)
-        self._nb_upto = 0
+        self._nb = 0            # bytes of the interned strings (counted as they are added)
         #: Lookup tables derived from this table's ids (errno names, event type names...),
         #: keyed by their builder; they live and die with the table, so a new table can never
         #: be handed ids that belong to another.
@@ -83,16 +80,8 @@ class StringTable:
         return len(self._bytes)
 
     def nbytes(self) -> int:
-        """Total bytes of the interned strings (counted incrementally: O(new ids))."""
-        with _NBYTES_LOCK:
-            n = len(self)
-            if n > self._nb_upto:
-                self._nb += self._bytes_of(self._nb_upto, n)
-                self._nb_upto = n
-            return self._nb
-
-    def _bytes_of(self, lo: int, hi: int) -> int:
-        return sum(len(b) for b in self._bytes[max(lo, 2):hi])
+        """Total bytes of the interned strings."""
+        return self._nb
 
     def intern(self, value: bytes | str) -> int:
         if isinstance(value, str):
@@ -107,6 +96,7 @@ class StringTable:
                     i = len(self._bytes)
                     self._bytes.append(value)
                     self._text.append(None)
+                    self._nb += len(value)
                     self._ids[value] = i
         return i
 
