@@ -17,10 +17,9 @@ Entry points (each part adds its own, documented where it is implemented):
     Decoder(strings=None, max_ids=0, max_bytes=0)
         ``.decode(buf, first_num=1) -> (EventBatch, DecodeStats)``: one pass over a buffer of
         ABI records (bytes, bytearray, memoryview or uint8 array).  Rows are numbered
-        first_num, first_num + 1, ...  ``Decoder.batches_owned`` says how long a batch's
-        columns stay valid: True (C) for as long as the batch is referenced (the decoder
-        reuses only column buffers no batch refers to any more), False (pure) until the next
-        decode() on the same decoder (``batch.copy()`` to keep it).  Skips and framing
+        first_num, first_num + 1, ...  A batch owns its columns for as long as it is
+        referenced (``Decoder.batches_owned``): the C decoder reuses only column buffers no
+        batch refers to any more, the pure one allocates fresh ones.  Skips and framing
         errors are in DecodeStats (collector.decode_py), the
         contract is in ext/decode.h.  ``strings`` must come from this module's StringTable.
         With a cap (ids / bytes of strings) the decoder switches ``.strings`` to a fresh table

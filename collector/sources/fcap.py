@@ -15,6 +15,7 @@ class FcapSource(Source):
     so event times are the capture host's wall-clock times."""
 
     name = "fcap"
+    batches_owned = True    # yields native.Decoder's batches as they are: they own their columns
 
     def __init__(self, path: str, batch_events: int = 65536, strings=None):
         super().__init__()

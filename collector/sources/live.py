@@ -216,7 +216,7 @@ class LiveSource(Source):
 
     name = "live"
     drains_after_stop = True    # after stop(): STOP, then what is in the rings is still yielded
-    batches_owned = True        # both decoders' batches own their columns (native.Decoder)
+    batches_owned = True    # yields native.Decoder's batches as they are: they own their columns
 
     def __init__(self, device: str = "/dev/falconet", interest: set[int] | None = None,
                  snaplen: int = abi.DEFAULT_SNAPLEN, watermark: int = 256 << 10,

@@ -14,6 +14,8 @@ class DecodingSource(Source):
     """``raw`` has ``open()``, ``raw_batches()`` (iterator of bytes of whole records),
     ``stop()``, ``close()``, ``stats()`` and optionally ``snapshot`` and ``boot_ns``."""
 
+    batches_owned = True    # yields native.Decoder's batches as they are: they own their columns
+
     def __init__(self, raw: Any, name: str = "raw", strings=None):
         super().__init__()
         self.raw = raw

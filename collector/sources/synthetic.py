@@ -301,6 +301,7 @@ class SyntheticSource(Source):
     """See the module docstring.  ``raw_batches()`` works without ``open()``."""
 
     name = "synthetic"
+    batches_owned = True    # yields native.Decoder's batches as they are: they own their columns
 
     def __init__(self, events: int = 100_000, seed: int = 0, rate: float | None = None,
                  processes: int = 64, string_cardinality: int = 1000, batch_events: int = 8192,
