@@ -309,18 +309,13 @@ uint32_t fdinfo_new(struct fnet_state *s, const struct fnet_fver *v)
 		s->fdi_free = s->fdi[fi].next_free;
 	} else {
 		if (s->fdi_used >= s->fdi_cap) {
-			uint32_t ncap = s->fdi_cap ? s->fdi_cap * 2 : 1024;
-			void *n = aligned_alloc(64, (size_t)ncap * sizeof(*s->fdi));
+			void *n = grow_aligned(s->fdi, &s->fdi_cap, s->fdi_used, sizeof(*s->fdi));
 
 			if (!n) {
 				s->oom = 1;
 				return 0;
 			}
-			if (s->fdi)
-				memcpy(n, s->fdi, (size_t)s->fdi_cap * sizeof(*s->fdi));
-			free(s->fdi);
 			s->fdi = n;
-			s->fdi_cap = ncap;
 		}
 		fi = s->fdi_used++;
 	}

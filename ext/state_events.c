@@ -81,10 +81,13 @@ static inline void tcache_forget(struct fnet_state *s, int64_t tid)
 		c->pi = 0;
 }
 
-uint32_t thread_set(struct fnet_state *s, int64_t tid, int64_t pid)
+/* thread_set(), also saying whether the thread table holds tid -> pid afterwards (not at
+ * the threads cap or out of memory). */
+static uint32_t thread_enter(struct fnet_state *s, int64_t tid, int64_t pid, int *in_table)
 {
 	uint32_t pi = proc_lookup(s, pid);
 
+	*in_table = 0;
 	if (!pi) {
 		pi = proc_add(s, pid);
 		if (!pi)
@@ -110,7 +113,15 @@ uint32_t thread_set(struct fnet_state *s, int64_t tid, int64_t pid)
 		}
 		s->procs[pi].nthreads++;
 	}
+	*in_table = 1;
 	return pi;
+}
+
+uint32_t thread_set(struct fnet_state *s, int64_t tid, int64_t pid)
+{
+	int in_table;
+
+	return thread_enter(s, tid, pid, &in_table);
 }
 
 static uint32_t resolve(struct fnet_state *s, int64_t tid, int64_t pid)
@@ -120,9 +131,10 @@ static uint32_t resolve(struct fnet_state *s, int64_t tid, int64_t pid)
 	if (c->tid == tid && c->pid == pid && c->pi && c->sgen == (uint32_t)s->sgen &&
 	    s->procs[c->pi].serial == c->serial && s->procs[c->pi].live)
 		return c->pi;
-	uint32_t pi = thread_set(s, tid, pid);
+	int in_table;
+	uint32_t pi = thread_enter(s, tid, pid, &in_table);
 	/* a thread the table could not take (threads cap) is not cached: tried again */
-	uint32_t keep = hm_get(&s->tidmap, (uint64_t)tid) == (uint32_t)(pid + 1) ? pi : 0;
+	uint32_t keep = in_table ? pi : 0;
 
 	c->tid = tid;
 	c->pid = pid;
